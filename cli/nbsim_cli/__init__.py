@@ -1,0 +1,1 @@
+"""The nbsim command-line application (click)."""

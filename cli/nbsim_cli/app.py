@@ -1,0 +1,206 @@
+"""The ``nbsim`` command line: ``nbsim run`` (nanoBragg flags), ``nbsim plugins``.
+
+nanoBragg flags keep their single-dash spelling and may appear in any order; nbsim's own
+options are double-dash only, accepted anywhere on the line (``--opt value`` or
+``--opt=value``).  User mistakes become one line on stderr and exit status 2 (usage) or 1
+(input); no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import click
+
+import nbsim
+from nbsim.errors import NbsimError, UsageError
+from nbsim.nanobragg.flags import FLAGS, TOPICS
+from nbsim.noise import METHODS as NOISE_METHODS
+from nbsim.pipeline import DEFAULT_MAX_MEMORY
+from nbsim.plugins import load_plugins
+
+#: the embedded example of ``nbsim run --example``: a 100 Å cubic crystal, 256x256 detector
+EXAMPLE_ARGV = (
+    "-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",
+    "-distance", "100", "-pixel", "0.1", "-detpixels", "256", "-seed", "1",
+)
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+
+
+def parse_memory(text: str) -> int:
+    """Bytes from '4G', '512M', '1000000' (K/M/G/T are powers of 1024)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise click.BadParameter(f"expected a size such as 4G, 512M or 1000000, got {text!r}")
+    factor = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+    value = int(float(m.group(1)) * factor)
+    if value <= 0:
+        raise click.BadParameter("must be positive")
+    return value
+
+
+def _flags_help() -> str:
+    lines = []
+    for topic in TOPICS:
+        lines.append(f"\b\n{topic}:")
+        for flag in FLAGS:
+            if flag.topic != topic:
+                continue
+            spelling = " | ".join(flag.names)
+            left = f"  {spelling} {flag.metavar}".rstrip()
+            lines.append(f"{left}\n        {flag.help}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fail(exc: NbsimError) -> None:
+    click.echo(f"nbsim: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+class RunCommand(click.Command):
+    """``nbsim run`` with the nanoBragg flag table in its help and plugin options added."""
+
+    def format_epilog(self, ctx, formatter):
+        formatter.write_paragraph()
+        formatter.write_text("nanoBragg flags (single dash, any order; values follow their flag):")
+        formatter.write_paragraph()
+        for line in _flags_help().splitlines():
+            formatter.write(line + "\n")
+
+
+def _plugin_options():
+    try:
+        system = load_plugins()
+    except NbsimError:
+        return [], None
+    opts = []
+    for spec in system.options:
+        opts.append(click.Option([spec.name], type=spec.type, default=None,
+                                 help=f"{spec.help} (plugin {spec.plugin}; with --phi-policy {spec.owner}; "
+                                      f"default {spec.default})"))
+    return opts, system
+
+
+def _make_run_command() -> click.Command:
+    plugin_opts, system = _plugin_options()
+    params = [
+        click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
+        click.Option(["--phi-policy"], default="spec", show_default=True, metavar="NAME",
+                     help="phi rotation policy: spec (every step rotates the reference lattice) or an "
+                          "installed plugin such as c-parity"),
+        click.Option(["--device"], default="cpu", show_default=True, help="torch device, e.g. cpu or cuda"),
+        click.Option(["--dtype"], type=click.Choice(["float64", "float32"]), default="float64",
+                     show_default=True, help="floating-point precision of the render"),
+        click.Option(["--max-memory"], default=None, metavar="SIZE",
+                     help=f"working-memory budget of a chunk, e.g. 4G (default {DEFAULT_MAX_MEMORY >> 30}G)"),
+        click.Option(["--lattice"], default=None, metavar="NAME",
+                     help="lattice factor plugin (default: from -square_xtal/-round_xtal/...)"),
+        click.Option(["--polarization"], default=None, metavar="NAME",
+                     help="polarization model plugin (default: kahn, or none with -nopolar)"),
+        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
+                     help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
+        click.Option(["--provenance"], default=None, metavar="FILE",
+                     help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
+        *plugin_opts,
+        click.Argument(["flags"], nargs=-1, type=click.UNPROCESSED),
+    ]
+
+    def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, noise_rng, provenance,
+                 flags, **plugin_values):
+        from nbsim.runner import RunOptions, run
+
+        try:
+            chosen = {}
+            for spec in (system.options if system else []):
+                key = spec.name.lstrip("-").replace("-", "_")
+                value = plugin_values.get(key)
+                if value is not None and spec.owner != phi_policy:
+                    raise UsageError(f"{spec.name} belongs to --phi-policy {spec.owner}, not {phi_policy}")
+                if spec.owner == phi_policy:
+                    chosen[spec.name] = spec.default if value is None else value
+            argv = (EXAMPLE_ARGV if example else ()) + tuple(flags)
+            if not argv:
+                raise UsageError("no nanoBragg flags given (try 'nbsim run --example' or 'nbsim run --help')")
+            options = RunOptions(
+                phi_policy=phi_policy, device=device, dtype=dtype,
+                max_memory=parse_memory(max_memory) if max_memory else DEFAULT_MAX_MEMORY,
+                lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
+                plugin_options=chosen,
+            )
+            run(argv, options, progress=_progress_bar(argv))
+        except NbsimError as exc:
+            _fail(exc)
+        except click.BadParameter as exc:
+            _fail(UsageError(f"--max-memory: {exc.message}"))
+
+    return RunCommand(
+        "run", params=params, callback=callback,
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
+        help="Render a detector image from nanoBragg flags, exactly as nanoBragg does.",
+        short_help="render an image from nanoBragg flags",
+        epilog=" ",
+    )
+
+
+def _progress_bar(argv):
+    if "-noprogress" in argv or not sys.stderr.isatty():
+        return None
+    if "-progress" not in argv and "-printout" in argv:
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 40
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+@click.group(context_settings={"help_option_names": ["--help"]})
+@click.version_option(nbsim.__version__, "--version", prog_name="nbsim")
+def cli():
+    """nbsim: the nanoBragg diffraction simulator in PyTorch."""
+
+
+cli.add_command(_make_run_command())
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plugins_command(as_json):
+    """List installed plugins: name, version, distribution, hooks, origin."""
+    system = load_plugins()
+    if as_json:
+        record = {
+            "plugins": [
+                {"name": p.name, "version": p.version, "distribution": p.distribution, "origin": p.origin,
+                 "hooks": list(p.hooks), "provides": list(p.provides)}
+                for p in system.info
+            ],
+            "failed": [{"name": n, "error": e} for n, e in system.failures],
+        }
+        click.echo(json.dumps(record, indent=2))
+        return
+    for p in system.info:
+        dist = f"{p.distribution} {p.version}".strip()
+        click.echo(f"{p.name}  ({p.origin}{', ' + dist if dist else ''})")
+        click.echo(f"    hooks: {', '.join(p.hooks) or '-'}")
+        if p.provides:
+            click.echo(f"    provides: {', '.join(p.provides)}")
+    for name, error in system.failures:
+        click.echo(f"{name}  (failed to load: {error})")
+
+
+def main() -> None:
+    cli(prog_name="nbsim")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

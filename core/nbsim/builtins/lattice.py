@@ -1,0 +1,97 @@
+"""The reference program's four crystal shapes (``specs/physics.md``, lattice factor).
+
+* ``square``: sincg(pi h, Na) sincg(pi k, Nb) sincg(pi l, Nc), sincg(x, N) = sin(N x)/sin(x)
+  (N at x = 0), the transform of a parallelepiped of Na x Nb x Nc cells;
+* ``round``: Na Nb Nc 0.7236 sinc3(pi sqrt(fudge * sum((hkl - hkl0)^2 N^2))), an ellipsoid;
+* ``gauss``: Na Nb Nc exp(-rad^2 fudge / 0.63);
+* ``tophat``: Na Nb Nc where rad^2 fudge < 0.3969, else 0;
+where rad^2 = |(hkl - hkl0) . (a*, b*, c*)|^2 (Na Nb Nc)^2 uses the unrotated reciprocal
+vectors in Å⁻¹ (the reference's units: the spot width depends on the absolute cell size).
+``round`` is not differentiable where hkl crosses a half-integer (hkl0 jumps) and ``tophat``
+has zero gradient except on its edge, where it is not differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import torch
+from torch import Tensor
+
+from nbsim.hookspecs import hookimpl
+
+
+def sincg(x: Tensor, n: Tensor) -> Tensor:
+    """sin(N x)/sin(x), N where x == 0 exactly (and where N <= 1: the factor is then 1)."""
+    safe = torch.where(x == 0, torch.ones_like(x), x)
+    value = torch.sin(safe * n) / torch.sin(safe)
+    value = torch.where(x == 0, n.expand_as(value) if n.dim() else n * torch.ones_like(x), value)
+    return torch.where(n > 1, value, torch.ones_like(value))
+
+
+def sinc3(x: Tensor) -> Tensor:
+    """3 (sin x / x - cos x) / x^2, 1 at x == 0."""
+    safe = torch.where(x == 0, torch.ones_like(x), x)
+    value = 3.0 * (torch.sin(safe) / safe - torch.cos(safe)) / (safe * safe)
+    return torch.where(x == 0, torch.ones_like(x), value)
+
+
+def _offset_sqr(hkl: Tensor, hkl0: Tensor, n_cells: Tensor, reciprocal: Tensor) -> Tensor:
+    d = hkl - hkl0
+    delta = (d[..., 0:1] * reciprocal[0] + d[..., 1:2] * reciprocal[1]) + d[..., 2:3] * reciprocal[2]
+    na, nb, nc = n_cells[0], n_cells[1], n_cells[2]
+    return (delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1] + delta[..., 2] * delta[..., 2]) * na * na * nb * nb * nc * nc
+
+
+@attrs.frozen
+class SquareLattice:
+    name: str = "square"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        f = sincg(math.pi * hkl, n_cells)
+        return f[..., 0] * f[..., 1] * f[..., 2]
+
+
+@attrs.frozen
+class RoundLattice:
+    name: str = "round"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        d = hkl - hkl0
+        na, nb, nc = n_cells[0], n_cells[1], n_cells[2]
+        hrad = d[..., 0] * d[..., 0] * na * na + d[..., 1] * d[..., 1] * nb * nb + d[..., 2] * d[..., 2] * nc * nc
+        arg = hrad * fudge
+        # sqrt has an infinite derivative at 0: evaluate it away from 0 (sinc3 is flat there)
+        root = torch.sqrt(torch.where(arg > 0, arg, torch.ones_like(arg)))
+        root = torch.where(arg > 0, root, torch.zeros_like(root))
+        return na * nb * nc * 0.723601254558268 * sinc3(math.pi * root)
+
+
+@attrs.frozen
+class GaussLattice:
+    name: str = "gauss"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)
+        return n_cells[0] * n_cells[1] * n_cells[2] * torch.exp(-(rad / 0.63 * fudge))
+
+
+@attrs.frozen
+class TophatLattice:
+    name: str = "tophat"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)
+        inside = (rad * fudge < 0.3969).to(hkl.dtype)
+        return n_cells[0] * n_cells[1] * n_cells[2] * inside
+
+
+BUILTIN_SHAPES = ("square", "round", "gauss", "tophat")
+
+
+class BuiltinLatticePlugin:
+    @hookimpl
+    def nbsim_register_lattice_factors(self, register):
+        for factor in (SquareLattice(), RoundLattice(), GaussLattice(), TophatLattice()):
+            register(factor)

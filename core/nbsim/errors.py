@@ -1,0 +1,32 @@
+"""Errors nbsim raises for user mistakes.
+
+Every error carries a one-line message that names the flag or file at fault; the command line
+prints it without a traceback and exits with the error's ``exit_code`` (2 for usage errors,
+1 for input errors), as described in ``specs/cli.md``.
+"""
+
+from __future__ import annotations
+
+
+class NbsimError(Exception):
+    """Base class of the errors a user can cause."""
+
+    exit_code = 1
+
+
+class UsageError(NbsimError):
+    """The command line itself is wrong: unknown flag, missing or malformed value."""
+
+    exit_code = 2
+
+
+class InputError(NbsimError):
+    """An input file is missing, unreadable or malformed, or values contradict each other."""
+
+    exit_code = 1
+
+
+class PluginError(NbsimError):
+    """A plugin name is unknown, a plugin failed to load, or two plugins claim one name."""
+
+    exit_code = 2

@@ -1,0 +1,273 @@
+"""Per-chunk physics: the intensity of a set of pixels (``specs/physics.md``).
+
+For a chunk of P pixels the kernel evaluates, without Python loops over pixels, sub-pixels,
+layers, sources, phi steps or domains:
+
+* per pass (pixel x layer x sub-pixel x source, N = P*Q of them): the sub-pixel position,
+  the diffracted direction, the solid angle, the sensor capture fraction, the scattering
+  vector, the ``-dmin`` cut and the polarization factor;
+* per sub-evaluation (pass x phi step x mosaic domain): the fractional Miller indices, the
+  lattice factor and the structure factor, summed as F_cell^2 F_latt^2.
+
+The reference program caches the solid angle, capture fraction and polarization of a pixel
+(the first non-zero value it computes is kept, unless an ``-oversample_*`` flag asks for
+recomputation) and, with those flags, multiplies the *running sum* by the factor after each
+term; both are reproduced exactly, the running product as a closed form (suffix products).
+Orientations are split into sub-chunks so that memory stays within the budget whatever the
+number of phi steps and domains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import torch
+from torch import Tensor
+
+from nbsim.model import R_E_SQR, Model
+from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
+from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
+
+#: bytes of working memory the kernel needs per sub-evaluation (float64, measured)
+BYTES_PER_TERM = 160
+#: bytes of working memory per pass
+BYTES_PER_PASS = 600
+
+
+@attrs.frozen
+class Physics:
+    """The implementations selected for a render."""
+
+    policy: PhiPolicy
+    lattice: LatticeFactor
+    polarization: PolarizationModel
+
+
+@attrs.frozen
+class PassOrder:
+    """Row blocks of the reference program's OpenMP schedule and their first executed pass."""
+
+    block_of_row: Tensor  # (spixels,) int64
+    block_first: Tensor  # (B,) int64, -1 where a block executes nothing
+
+
+def first_nonzero(x: Tensor, initial: float | Tensor) -> Tensor:
+    """Value of the first non-zero element along the last dimension, else ``initial``."""
+    nz = x != 0
+    first = nz.to(torch.int8).argmax(dim=-1, keepdim=True)
+    value = x.gather(-1, first).squeeze(-1)
+    initial = torch.as_tensor(initial, dtype=x.dtype, device=x.device)
+    return torch.where(nz.any(dim=-1), value, initial)
+
+
+def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dict[str, Tensor]:
+    """Pass-level quantities of the pixels ``idx`` (flat raster indices).
+
+    Shapes: P pixels, T layers, n sub-pixels per side, S sources; ``Q = T*n*n*S``.
+    """
+    cfg = m.config
+    dt, dev = m.dtype, m.device
+    n, T = m.oversample, m.thicksteps
+    fpixels = cfg.detector.fpixels
+    g = m.geometry
+    fp = idx % fpixels
+    sp = idx // fpixels
+    sub = torch.arange(n, device=dev)
+    Fdet = m.subpixel_size * (fp[:, None] * n + sub).to(dt) + m.subpixel_size / 2.0  # (P, n) fast
+    Sdet = m.subpixel_size * (sp[:, None] * n + sub).to(dt) + m.subpixel_size / 2.0  # (P, n) slow
+    Odet = torch.arange(T, device=dev).to(dt) * m.thickstep  # (T,)
+    pos = (
+        Fdet[:, None, None, :, None] * g.fdet
+        + Sdet[:, None, :, None, None] * g.sdet
+        + Odet[None, :, None, None, None] * g.odet
+        + g.pix0
+    )  # (P, T, n_slow, n_fast, 3)
+    if cfg.detector.curved:
+        start = g.distance * g.beam
+        turned = rotate_axis(start, g.sdet, pos[..., 1] / g.distance)
+        pos = rotate_axis(turned, g.fdet, pos[..., 2] / g.distance)
+    diffracted, airpath = unitize(pos)
+    if cfg.detector.point_pixel:
+        omega = 1.0 / airpath / airpath
+    else:
+        omega = m.pixel_size * m.pixel_size / airpath / airpath * g.close_distance / airpath
+    parallax = dot(diffracted, g.odet)
+    t = torch.arange(T, device=dev).to(dt)[None, :, None, None]
+    capture = torch.exp(-t * m.thickstep * m.mu / parallax) - torch.exp(-(t + 1) * m.thickstep * m.mu / parallax)
+
+    incident = -m.sources.directions  # (S, 3)
+    lam = m.sources.wavelengths  # (S,)
+    scattering = (diffracted[..., None, :] - incident) / lam[:, None]  # (P, T, n, n, S, 3)
+    dmin = cfg.sampling.dmin
+    if dmin > 0:
+        stol = 0.5 * torch.sqrt(dot(scattering, scattering))
+        survive = ~((stol > 0) & (dmin > 0.5 / torch.where(stol > 0, stol, torch.ones_like(stol))))
+    else:
+        survive = torch.ones(scattering.shape[:-1], dtype=torch.bool, device=dev)
+    polar = polarization.factor(incident, diffracted[..., None, :], m.polar_vector, m.kahn)
+    polar = polar.expand(survive.shape)
+    return {
+        "fast": fp, "slow": sp, "position": pos, "diffracted": diffracted, "airpath": airpath,
+        "omega": omega, "capture": capture, "scattering": scattering, "survive": survive,
+        "polar": polar, "incident": incident,
+    }
+
+
+def chunk_passes(m: Model, idx: Tensor, survive: Tensor, order: PassOrder) -> Passes:
+    """The :class:`Passes` of a chunk: ``survive`` is (P, Q) in loop order."""
+    Q = survive.shape[1]
+    ordinal = idx[:, None] * Q + torch.arange(Q, device=idx.device)
+    block = order.block_of_row[idx // m.config.detector.fpixels][:, None].expand(-1, Q)
+    return Passes(ordinal=ordinal.reshape(-1), block=block.reshape(-1), executed=survive.reshape(-1),
+                  block_first=order.block_first)
+
+
+def orientations(m: Model, physics: Physics, passes: Passes) -> Tensor:
+    """Lattice vectors (N or 1, F*M, 3, 3) for every pass, phi step and domain (rows a, b, c)."""
+    base = physics.policy.orientations(m.base_vectors, m.phi, m.spindle, passes)  # (N|1, F, 3, 3)
+    if m.mosaic is not None:
+        # domain rotation applied after the spindle rotation, in the lab frame
+        lat = apply_matrix(m.mosaic[None, None, :, None, :, :], base[:, :, None, :, :])
+    else:
+        lat = base[:, :, None]
+    return lat.reshape(lat.shape[0], -1, 3, 3)
+
+
+def structure_factor(m: Model, hkl0: Tensor) -> Tensor:
+    """Nearest-neighbour F_cell at integer indices ``hkl0`` (default_F outside the grid)."""
+    c = m.config.crystal
+    if m.F_grid is None or c.hkls == 0:
+        return m.default_F.expand(hkl0.shape[:-1])
+    sf = c.structure_factors
+    h = hkl0.to(torch.int64)
+    lo = torch.tensor([sf.h_min, sf.k_min, sf.l_min], device=h.device)
+    hi = torch.tensor([sf.h_max, sf.k_max, sf.l_max], device=h.device)
+    inside = ((h >= lo) & (h <= hi)).all(dim=-1)
+    rel = torch.minimum(torch.maximum(h - lo, torch.zeros_like(h)), hi - lo)
+    _, ks, ls = m.F_shape
+    flat = (rel[..., 0] * ks + rel[..., 1]) * ls + rel[..., 2]
+    return torch.where(inside, m.F_grid[flat], m.default_F)
+
+
+def render_pixels(
+    m: Model,
+    idx: Tensor,
+    physics: Physics,
+    order: PassOrder,
+    *,
+    orientation_chunk: int,
+    collect: Callable[[str, dict], None] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Pixel values (P,) and their summed solid angles (P,) for flat raster indices ``idx``.
+
+    :param orientation_chunk: how many (phi step, domain) orientations to evaluate at once.
+    :param collect: when given, called with ("geometry" | "scattering" | "pixel", tensors)
+        for these pixels (used for tracing; the pixels should be few).
+    """
+    cfg = m.config
+    s = cfg.sampling
+    P = idx.shape[0]
+    geo = pass_geometry(m, idx, physics.polarization)
+    survive = geo["survive"].reshape(P, -1)  # (P, Q)
+    Q = survive.shape[1]
+    S = m.n_sources
+    omega = geo["omega"]  # (P, T, n, n)
+    capture = geo["capture"]
+    polar = geo["polar"].reshape(P, Q)
+    if collect is not None:
+        collect("geometry", geo)
+
+    def per_pass(x: Tensor) -> Tensor:  # (P, T, n, n) -> (P, Q), repeated over sources
+        return x[..., None].expand(*x.shape, S).reshape(P, Q)
+
+    running = s.oversample_thick or s.oversample_polar or s.oversample_omega
+    if running:
+        g = torch.ones_like(polar)
+        if s.oversample_thick:
+            g = g * per_pass(capture)
+        if s.oversample_polar:
+            g = g * polar
+        if s.oversample_omega:
+            g = g * per_pass(omega)
+
+    passes = chunk_passes(m, idx, survive, order)
+    lattice_vectors = orientations(m, physics, passes)  # (N|1, R, 3, 3)
+    R = lattice_vectors.shape[1]
+    scattering = geo["scattering"].reshape(P * Q, 3)
+    water = cfg.beam.water_size != 0.0
+    reciprocal = m.lattice.reciprocal
+    acc = torch.zeros((P, Q), dtype=m.dtype, device=m.device)
+    count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if running else None
+    for r0 in range(0, R, orientation_chunk):
+        lat = lattice_vectors[:, r0:r0 + orientation_chunk]
+        rc = lat.shape[1]
+        if lat.shape[0] == 1:
+            hkl = scattering @ lat[0].reshape(rc * 3, 3).T  # (P*Q, rc*3)
+        else:
+            hkl = torch.bmm(lat.reshape(P * Q, rc * 3, 3), scattering[:, :, None])
+        hkl = hkl.reshape(P, Q, rc, 3)
+        hkl0 = torch.ceil(hkl - 0.5)
+        F_latt = physics.lattice.evaluate(hkl, hkl0, m.n_cells, m.fudge, reciprocal)
+        F_cell = structure_factor(m, hkl0)
+        term = F_cell * F_cell * F_latt * F_latt
+        if collect is not None:
+            collect("scattering", {"hkl": hkl, "hkl0": hkl0, "F_latt": F_latt, "F_cell": F_cell,
+                                   "term": term, "lattice": lat, "r0": r0})
+        if not running:
+            acc = acc + torch.where(survive[..., None], term, torch.zeros_like(term)).sum(-1)
+            continue
+        counted = survive[..., None] & ((F_latt != 0) if not water else torch.ones_like(F_latt, dtype=torch.bool))
+        rank = torch.cumsum(counted.to(torch.int64), dim=-1)
+        n_chunk = rank[..., -1]
+        power = (n_chunk[..., None] - rank + 1).to(m.dtype)
+        contrib = torch.where(counted, term * torch.pow(g[..., None], power), torch.zeros_like(term)).sum(-1)
+        acc = acc * torch.pow(g, n_chunk.to(m.dtype)) + contrib
+        count = count + n_chunk
+
+    if running:
+        G = torch.pow(g, count.to(m.dtype))  # (P, Q) what each pass multiplies the running sum by
+        suffix = torch.flip(torch.cumprod(torch.flip(G, (-1,)), dim=-1), (-1,))  # prod_{q' >= q}
+        after = torch.cat((suffix[:, 1:], torch.ones_like(suffix[:, :1])), dim=-1)  # prod_{q' > q}
+        I = m.I_bg * suffix[:, 0] + (acc * after).sum(-1)
+    else:
+        I = m.I_bg + acc.sum(-1)
+
+    value = R_E_SQR * m.fluence * I / m.steps
+    omega_final = first_nonzero(omega.reshape(P, -1), 0.0)
+    if m.config.detector.thickness == 0.0:
+        capture_final = torch.ones_like(omega_final)
+    else:
+        capture_final = first_nonzero(capture[:, -1].reshape(P, -1), 0.0)
+    polar_final = first_nonzero(torch.where(survive, polar, torch.zeros_like(polar)),
+                                1.0 if cfg.beam.nopolar else 0.0)
+    if not s.oversample_thick:
+        value = value * capture_final
+    if not s.oversample_polar:
+        value = value * polar_final
+    if not s.oversample_omega:
+        value = value * omega_final
+    T, n = m.thicksteps, m.oversample
+    with torch.no_grad():
+        if s.oversample_omega:
+            omega_sum = omega.reshape(P, -1).sum(-1)
+        else:
+            omega_sum = omega_final * (T * n * n)
+    if collect is not None:
+        collect("pixel", {"I": I, "value": value, "omega": omega_final, "capture": capture_final,
+                          "polar": polar_final, "steps": m.steps})
+    return value, omega_sum
+
+
+def memory_plan(m: Model, budget_bytes: int) -> tuple[int, int]:
+    """(pixels per chunk, orientations per sub-chunk) fitting ``budget_bytes``."""
+    Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
+    R = m.phisteps * m.domains
+    scale = 2 if m.dtype == torch.float64 else 1
+    per_term = BYTES_PER_TERM * scale // 2
+    per_pass = BYTES_PER_PASS * scale // 2
+    usable = max(budget_bytes, 1 << 20)
+    orientation_chunk = max(1, min(R, usable // max(1, Q * per_term)))
+    per_pixel = Q * (per_pass + orientation_chunk * per_term)
+    pixels = max(1, min(int(m.rendered.shape[0]) or 1, usable // per_pixel))
+    return pixels, orientation_chunk

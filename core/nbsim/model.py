@@ -1,0 +1,276 @@
+"""Everything the render kernel needs, as tensors on one device and dtype.
+
+:func:`build_model` turns a resolved :class:`~nbsim.config.RunConfig` into a :class:`Model`:
+the placed detector, the sources, the lattice, the phi angles, the mosaic domains, the
+structure-factor grid and the scalar factors.  Continuous parameters can be replaced by
+tensors (``params``), for instance ones that require grad; every tensor of the model is then
+a differentiable function of them.  The names ``params`` accepts are listed in
+``PARAMETERS`` and documented in ``docs/python-api.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor
+
+from nbsim import rng
+from nbsim.config import RunConfig
+from nbsim.crystal import Lattice, build_lattice
+from nbsim.geometry import DetectorGeometry, place_detector
+from nbsim.sources import Sources, generated_sources, listed_sources
+
+R_E_SQR = 7.94079248018965e-30  # Thomson cross section, m^2
+AVOGADRO = 6.02214179e23
+WATER_F = 2.57
+WATER_MW = 18.0
+
+#: continuous parameters ``build_model`` accepts as tensors, with their units
+PARAMETERS = {
+    "cell": "(6,) a, b, c (Å), alpha, beta, gamma (radians)",
+    "reciprocal_matrix": "(3, 3) rows a*, b*, c* of a -mat file (λ-scaled, dimensionless)",
+    "misset": "(3,) radians about x, y, z",
+    "n_cells": "(3,) Na, Nb, Nc (real numbers)",
+    "mosaic_spread": "radians (scales the fixed random domain rotations)",
+    "phi0": "radians",
+    "phistep": "radians",
+    "wavelength": "metres",
+    "dispersion": "fraction (delta-lambda/lambda)",
+    "hdivrange": "radians",
+    "vdivrange": "radians",
+    "distance": "metres along the beam",
+    "close_distance": "metres (when the configuration sets it)",
+    "beam_center": "(2,) Xbeam, Ybeam in metres, in the convention's own axes",
+    "detector_rotation": "(3,) rotx, roty, rotz in radians",
+    "twotheta": "radians",
+    "pixel_size": "metres",
+    "polarization": "Kahn factor",
+    "fluence": "photons/m^2",
+    "default_F": "structure-factor amplitude",
+    "structure_factors": "the HKL grid, same shape as the configuration's",
+    "detector_thickness": "metres",
+    "attenuation_depth": "metres (1/mu)",
+    "fudge": "lattice-shape width factor",
+}
+
+
+@attrs.frozen(eq=False)
+class Model:
+    config: RunConfig
+    device: torch.device
+    dtype: torch.dtype
+    geometry: DetectorGeometry
+    sources: Sources
+    lattice: Lattice
+    base_vectors: Tensor  # (3, 3) rows a, b, c in metres (after misset, before phi/mosaic)
+    n_cells: Tensor  # (3,)
+    phi: Tensor  # (F,) radians
+    spindle: Tensor  # (3,)
+    mosaic: Tensor | None  # (M, 3, 3) domain rotations, or None when the spread is 0
+    domains: int
+    oversample: int
+    pixel_size: Tensor
+    subpixel_size: Tensor
+    thickstep: Tensor
+    thicksteps: int
+    mu: Tensor
+    thickness: Tensor
+    kahn: Tensor
+    polar_vector: Tensor
+    fudge: Tensor
+    default_F: Tensor
+    F_grid: Tensor | None  # flat structure-factor grid
+    F_shape: tuple[int, int, int] | None
+    fluence: Tensor
+    I_bg: Tensor
+    steps: int
+    rendered: Tensor  # (N,) int64 flat indices of rendered pixels, raster order
+
+    @property
+    def n_sources(self) -> int:
+        return int(self.sources.wavelengths.shape[0])
+
+    @property
+    def phisteps(self) -> int:
+        return int(self.phi.shape[0])
+
+
+def _mosaic_table(config: RunConfig) -> np.ndarray:
+    """Domain rotations, drawing random numbers in the reference order (misset first)."""
+    c = config.crystal
+    gen = rng.Ran1()
+    if c.misset_random:
+        rng.mosaic_rotation_umat(90.0, gen, [c.misset_seed])
+    return rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed])
+
+
+def rendered_pixels(config: RunConfig, device=None) -> Tensor:
+    """Flat indices (slow*fpixels + fast) of the pixels inside the ROI and not masked."""
+    d = config.detector
+    xmin, xmax, ymin, ymax = d.roi
+    keep = np.zeros((d.spixels, d.fpixels), dtype=bool)
+    keep[max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1] = True
+    if d.mask is not None:
+        keep &= d.mask
+    return torch.from_numpy(np.flatnonzero(keep)).to(device=device)
+
+
+def build_model(
+    config: RunConfig,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+    params: Mapping[str, Tensor] | None = None,
+) -> Model:
+    """Tensors for rendering ``config`` on ``device`` in ``dtype``.
+
+    :param params: replacements for continuous parameters (see ``PARAMETERS``); each is
+        moved to ``device`` and ``dtype`` and used wherever the configuration's value would be.
+    """
+    device = torch.device(device)
+    params = dict(params or {})
+    unknown = set(params) - set(PARAMETERS)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(PARAMETERS)}")
+
+    def t(value) -> Tensor:
+        return torch.as_tensor(value, dtype=dtype, device=device)
+
+    def p(name: str, default) -> Tensor:
+        if name in params:
+            return params[name].to(device=device, dtype=dtype)
+        return t(default)
+
+    b, d, c, s = config.beam, config.detector, config.crystal, config.sampling
+
+    wavelength = p("wavelength", b.wavelength)
+    beam = t(b.direction)
+    polar_vector = t(b.polar_vector)
+
+    # detector
+    pixel_size = p("pixel_size", d.pixel_size)
+    center = p("beam_center", (d.Xbeam, d.Ybeam))
+    Fbeam, Sbeam = _beam_spot(d, center, pixel_size)
+    rot = p("detector_rotation", (d.rotx, d.roty, d.rotz))
+    close = p("close_distance", d.close_distance) if d.close_distance is not None else None
+    Fclose, Sclose = t(d.Fclose), t(d.Sclose)
+    if d.convention == "custom":
+        Fclose, Sclose = Fbeam, Sbeam
+    geometry = place_detector(
+        fdet0=t(d.fdet), sdet0=t(d.sdet), odet0=t(d.odet), beam=beam, twotheta_axis=t(d.twotheta_axis),
+        rotx=rot[0], roty=rot[1], rotz=rot[2], twotheta=p("twotheta", d.twotheta),
+        distance=p("distance", d.distance), close_distance=close,
+        Fbeam=Fbeam, Sbeam=Sbeam, Fclose=Fclose, Sclose=Sclose, pixel_size=pixel_size, pivot=d.pivot,
+    )
+
+    # sources
+    if b.source_file is not None:
+        table = np.concatenate(
+            [b.source_file.positions, b.source_file.weights[:, None], b.source_file.wavelengths[:, None]], axis=1
+        )
+        sources = listed_sources(table=t(table), beam=beam, wavelength=wavelength,
+                                 source_distance=b.source_distance)
+    else:
+        dispersion = p("dispersion", b.dispersion)
+        hrange = p("hdivrange", b.hdivrange)
+        vrange = p("vdivrange", b.vdivrange)
+        # steps follow their range when it is refined (the counts are fixed)
+        hstep = hrange / max(b.hdivsteps - 1, 1) if "hdivrange" in params else t(b.hdivstep)
+        vstep = vrange / max(b.vdivsteps - 1, 1) if "vdivrange" in params else t(b.vdivstep)
+        dstep = dispersion / max(b.dispsteps - 1, 1) if "dispersion" in params else t(b.dispstep)
+        sources = generated_sources(
+            beam=beam, polar=polar_vector, wavelength=wavelength,
+            hdivrange=hrange, hdivstep=hstep, hdivsteps=b.hdivsteps,
+            vdivrange=vrange, vdivstep=vstep, vdivsteps=b.vdivsteps,
+            dispersion=dispersion, dispstep=dstep, dispsteps=b.dispsteps,
+            round_div=b.round_div, source_distance=b.source_distance,
+        )
+
+    # crystal
+    cell = p("cell", c.cell) if c.cell is not None else None
+    matrix = p("reciprocal_matrix", c.reciprocal_matrix) if c.reciprocal_matrix is not None else None
+    misset = p("misset", c.misset) if c.misset is not None else None
+    lattice = build_lattice(cell=cell, matrix=matrix, wavelength=wavelength, misset=misset)
+    base_vectors = lattice.real * 1e-10
+    n_cells = p("n_cells", c.n_cells)
+
+    phi0 = p("phi0", s.phi0)
+    phistep = p("phistep", s.phistep)
+    phi = phi0 + phistep * torch.arange(s.phisteps, dtype=dtype, device=device)
+
+    mosaic = None
+    spread = p("mosaic_spread", c.mosaic_spread)
+    if c.mosaic_spread > 0.0:
+        mosaic = _scaled_domains(t(_mosaic_table(config)), spread, t(c.mosaic_spread))
+
+    # structure factors
+    F_grid = F_shape = None
+    if c.structure_factors is not None:
+        grid = p("structure_factors", c.structure_factors.grid)
+        F_shape = tuple(grid.shape)
+        F_grid = grid.reshape(-1)
+
+    oversample = s.oversample
+    subpixel_size = pixel_size / oversample
+    fluence = p("fluence", b.fluence)
+    thickness = p("detector_thickness", d.thickness)
+    if "detector_thickness" in params:
+        thickstep = thickness / max(d.thicksteps - 1, 1) if d.thicksteps > 2 else thickness / 2.0
+    else:
+        thickstep = t(d.thickstep)
+    mu = 1.0 / p("attenuation_depth", 1.0 / d.mu) if "attenuation_depth" in params else t(d.mu)
+    w = b.water_size
+    I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
+    steps = len(sources.wavelengths) * c.mosaic_domains * s.phisteps * oversample * oversample
+    return Model(
+        config=config, device=device, dtype=dtype, geometry=geometry, sources=sources, lattice=lattice,
+        base_vectors=base_vectors, n_cells=n_cells, phi=phi, spindle=t(s.spindle_axis), mosaic=mosaic,
+        domains=c.mosaic_domains, oversample=oversample, pixel_size=pixel_size,
+        subpixel_size=subpixel_size, thickstep=thickstep, thicksteps=d.thicksteps, mu=mu,
+        thickness=thickness, kahn=p("polarization", b.polarization), polar_vector=polar_vector,
+        fudge=p("fudge", c.fudge), default_F=p("default_F", c.default_F), F_grid=F_grid, F_shape=F_shape,
+        fluence=fluence, I_bg=I_bg, steps=steps, rendered=rendered_pixels(config, device),
+    )
+
+
+def _beam_spot(d, center: Tensor, pixel_size: Tensor) -> tuple[Tensor, Tensor]:
+    """(Fbeam, Sbeam) from the convention's beam centre (Xbeam, Ybeam), as the reference maps them."""
+    X, Y = center[0], center[1]
+    if d.convention == "mosflm":
+        return Y + 0.5 * pixel_size, X + 0.5 * pixel_size
+    if d.convention == "denzo":
+        return Y + 0.0 * pixel_size, X + 0.0 * pixel_size
+    if d.convention == "adxv":
+        return X, d.detsize_s - Y
+    return X, Y
+
+
+def _scaled_domains(umats: Tensor, spread: Tensor, drawn_spread: Tensor) -> Tensor:
+    """Domain rotations whose angles scale with ``spread`` (the random axes and fractions fixed).
+
+    With ``spread`` equal to the configured value the drawn matrices are returned unchanged;
+    otherwise each rotation is rebuilt about the same axis with its angle scaled by
+    spread / drawn_spread, so that the mosaic spread is differentiable.
+    """
+    if spread is drawn_spread or not spread.requires_grad:
+        return umats
+    cos = ((umats[:, 0, 0] + umats[:, 1, 1] + umats[:, 2, 2]) - 1.0) / 2.0
+    angle = torch.arccos(torch.clamp(cos, -1.0, 1.0))
+    skew = torch.stack((umats[:, 2, 1] - umats[:, 1, 2], umats[:, 0, 2] - umats[:, 2, 0],
+                        umats[:, 1, 0] - umats[:, 0, 1]), dim=-1)
+    sin = torch.sin(angle)
+    axis = skew / torch.where(sin > 0, 2.0 * sin, torch.ones_like(sin))[:, None]
+    new_angle = angle * (spread / drawn_spread)
+    c_, s_ = torch.cos(new_angle), torch.sin(new_angle)
+    outer = axis[:, :, None] * axis[:, None, :]
+    zero = torch.zeros_like(axis[:, 0])
+    cross = torch.stack((
+        torch.stack((zero, -axis[:, 2], axis[:, 1]), -1),
+        torch.stack((axis[:, 2], zero, -axis[:, 0]), -1),
+        torch.stack((-axis[:, 1], axis[:, 0], zero), -1),
+    ), dim=-2)
+    eye = torch.eye(3, dtype=umats.dtype, device=umats.device)
+    return c_[:, None, None] * eye + (1 - c_)[:, None, None] * outer + s_[:, None, None] * cross

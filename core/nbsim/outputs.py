@@ -1,0 +1,100 @@
+"""The reference program's output images, built in memory (``specs/outputs.md``).
+
+* float image: float32, fast index fastest, host byte order, no header;
+* SMV integer image: scale (``-scale``, else 55000/max_I, else 1), ``-adc`` offset, clamp to
+  [0, 65535] and floor((v*scale + adc) + 0.5) with the sum rounded to float32 first, as the
+  reference's ``floorf`` call does; pixels outside the ROI are 0;
+* PGM: ``P5`` header, bytes truncated from min(v*pgm_scale, 255) inside the ROI;
+* noise image: a Poisson deviate of every ROI pixel plus the ADC offset, truncated to 16 bits
+  with overloads counted.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from nbsim.io import smv
+
+
+@attrs.frozen
+class ImageFile:
+    path: str
+    data: bytes
+    description: str  # what the reference prints after "writing <path> as"
+
+
+def roi_mask(shape, roi) -> np.ndarray:
+    xmin, xmax, ymin, ymax = roi
+    inside = np.zeros(shape, dtype=bool)
+    inside[max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1] = True
+    return inside
+
+
+def int_scale(requested: float, max_I: float) -> float:
+    if requested > 0.0:
+        return requested
+    return 55000.0 / max_I if max_I > 0.0 else 1.0
+
+
+def int_pixels(image32: np.ndarray, roi, scale: float, adc: float) -> np.ndarray:
+    test = image32.astype(np.float64) * scale + adc
+    test = np.clip(test, 0.0, 65535.0)
+    rounded = np.floor((test + 0.5).astype(np.float32))
+    out = rounded.astype(np.uint16)
+    out[~roi_mask(image32.shape, roi)] = 0
+    return out
+
+
+def pgm_scale(requested: float, int_scale_used: float, rmsd: float) -> float:
+    if requested > 0.0:
+        return requested
+    return 250.0 / (5.0 * rmsd) if rmsd > 0.0 else int_scale_used
+
+
+def pgm_bytes(image32: np.ndarray, roi, scale: float) -> bytes:
+    test = np.minimum(image32.astype(np.float64) * scale, 255.0)
+    pix = np.trunc(np.maximum(test, 0.0)).astype(np.uint8)
+    pix[~roi_mask(image32.shape, roi)] = 0
+    spixels, fpixels = image32.shape
+    head = "P5\n%d %d\n# pixels scaled by %g\n255\n" % (fpixels, spixels, scale)
+    return head.encode("ascii") + pix.tobytes()
+
+
+def noise_pixels(counts: np.ndarray, roi, adc: float) -> tuple[np.ndarray, float, int]:
+    """(pixels, photons, overloads) from Poisson ``counts`` (float64, same shape as the image)."""
+    inside = roi_mask(counts.shape, roi)
+    photons = float(counts[inside].sum())
+    test = counts + adc
+    over = inside & (test > 65535.0)
+    test = np.where(over, 65535.0, test)
+    out = np.trunc(np.clip(test, 0.0, 65535.0)).astype(np.uint16)
+    out[~inside] = 0
+    return out, photons, int(over.sum())
+
+
+def smv_header_items(*, fpixels, spixels, pixel_size, distance, wavelength, Xbeam, Ybeam, Fbeam, Sbeam,
+                     detsize_s, dials_origin, ORGX, ORGY, close_distance, phi0, osc, twotheta) -> list:
+    rtd = 180.0 * (1.0 / np.pi)
+    g = "%g"
+    return [
+        ("SIZE1", "%d" % fpixels), ("SIZE2", "%d" % spixels),
+        ("PIXEL_SIZE", g % (pixel_size * 1000.0)), ("DISTANCE", g % (distance * 1000.0)),
+        ("WAVELENGTH", g % (wavelength * 1e10)),
+        ("BEAM_CENTER_X", g % (Xbeam * 1000.0)), ("BEAM_CENTER_Y", g % (Ybeam * 1000)),
+        ("ADXV_CENTER_X", g % (Fbeam * 1000.0)), ("ADXV_CENTER_Y", g % ((detsize_s - Sbeam) * 1000)),
+        ("MOSFLM_CENTER_X", g % ((Sbeam - 0.5 * pixel_size) * 1000.0)),
+        ("MOSFLM_CENTER_Y", g % ((Fbeam - 0.5 * pixel_size) * 1000)),
+        ("DENZO_X_BEAM", g % ((Sbeam - 0.0 * pixel_size) * 1000.0)),
+        ("DENZO_Y_BEAM", g % ((Fbeam - 0.0 * pixel_size) * 1000)),
+        ("DIALS_ORIGIN", "%g,%g,%g" % tuple(dials_origin)),
+        ("XDS_ORGX", g % ORGX), ("XDS_ORGY", g % ORGY),
+        ("CLOSE_DISTANCE", g % (close_distance * 1000.0)),
+        ("PHI", g % (phi0 * rtd)), ("OSC_START", g % (phi0 * rtd)), ("OSC_RANGE", g % (osc * rtd)),
+        ("TWOTHETA", g % (twotheta * rtd)),
+        ("DETECTOR_SN", "000"), ("BEAMLINE", "fake"),
+    ]
+
+
+def smv_bytes(items, pixels: np.ndarray) -> bytes:
+    return smv.encode(items, pixels)

@@ -1,0 +1,116 @@
+"""Render a whole detector: chunks of pixels, memory budget, pass order, tracing.
+
+Pixels inside the ROI and not masked are rendered in raster order, in chunks whose size
+comes from the memory budget; each chunk's sub-evaluations are themselves split over
+orientations when needed (:func:`nbsim.kernel.memory_plan`).  Every other pixel is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import torch
+from torch import Tensor
+
+from nbsim.kernel import PassOrder, Physics, memory_plan, pass_geometry, render_pixels
+from nbsim.model import Model
+
+DEFAULT_MAX_MEMORY = 1 << 30
+
+
+@attrs.frozen(eq=False)
+class Render:
+    image: Tensor  # (spixels, fpixels), the model's dtype; 0 outside the ROI and in the mask
+    omega_sum: float  # the reference's solid-angle sum (for its printout)
+
+
+def row_blocks(spixels: int, blocks: int, device=None) -> Tensor:
+    """Block of every row under a static OpenMP schedule of ``blocks`` threads."""
+    q, r = divmod(spixels, blocks)
+    sizes = [q + 1 if t < r else q for t in range(blocks)]
+    return torch.repeat_interleave(torch.arange(blocks, device=device), torch.tensor(sizes, device=device))
+
+
+def pass_order(m: Model, physics: Physics, pixels_per_chunk: int) -> PassOrder:
+    """Find the first executed pass of every row block (only ``-dmin`` can skip passes)."""
+    cfg = m.config
+    fpixels, spixels = cfg.detector.fpixels, cfg.detector.spixels
+    blocks = max(1, int(physics.policy.row_blocks))
+    block_of_row = row_blocks(spixels, blocks, m.device)
+    Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
+    rendered_block = block_of_row[m.rendered // fpixels]
+    firsts = []
+    with torch.no_grad():
+        for b in range(blocks):
+            pixels = m.rendered[rendered_block == b]
+            first = -1
+            for start in range(0, pixels.shape[0], pixels_per_chunk):
+                idx = pixels[start:start + pixels_per_chunk]
+                survive = pass_geometry(m, idx, physics.polarization)["survive"].reshape(idx.shape[0], Q)
+                hit = torch.nonzero(survive.reshape(-1))
+                if hit.numel():
+                    k = int(hit[0])
+                    first = int(idx[k // Q]) * Q + k % Q
+                    break
+            firsts.append(first)
+    return PassOrder(block_of_row=block_of_row, block_first=torch.tensor(firsts, device=m.device))
+
+
+def render(
+    m: Model,
+    physics: Physics,
+    *,
+    max_memory: int = DEFAULT_MAX_MEMORY,
+    progress: Callable[[int, int], None] | None = None,
+    trace: Callable[[str, dict, dict], None] | None = None,
+    traced: list[tuple[int, int]] | None = None,
+) -> Render:
+    """Render every pixel of ``m``.
+
+    :param max_memory: working-memory budget in bytes for one chunk.
+    :param progress: called with (pixels done, pixels total) after each chunk.
+    :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
+    :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
+    """
+    cfg = m.config
+    fpixels, spixels = cfg.detector.fpixels, cfg.detector.spixels
+    pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory)
+    order = pass_order(m, physics, pixels_per_chunk)
+    total = int(m.rendered.shape[0])
+    values, omega_sum = [], 0.0
+    for start in range(0, total, pixels_per_chunk):
+        idx = m.rendered[start:start + pixels_per_chunk]
+        v, om = render_pixels(m, idx, physics, order, orientation_chunk=orientation_chunk)
+        values.append(v)
+        omega_sum += float(om.sum())
+        if progress is not None:
+            progress(min(start + pixels_per_chunk, total), total)
+    flat = torch.zeros(fpixels * spixels, dtype=m.dtype, device=m.device)
+    if values:
+        flat = flat.scatter(0, m.rendered, torch.cat(values))
+    if trace is not None and traced:
+        _trace_pixels(m, physics, order, traced, trace, orientation_chunk)
+    return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum)
+
+
+def _trace_pixels(m, physics, order, traced, trace, orientation_chunk) -> None:
+    fpixels = m.config.detector.fpixels
+    wanted = torch.tensor([s * fpixels + f for f, s in traced], device=m.device)
+    idx = wanted[torch.isin(wanted, m.rendered)]
+    if idx.numel() == 0:
+        return
+    stages: dict[str, dict] = {}
+
+    def collect(stage: str, tensors: dict) -> None:
+        stages[stage] = tensors
+
+    with torch.no_grad():
+        render_pixels(m, idx, physics, order, orientation_chunk=m.phisteps * m.domains, collect=collect)
+    chunk = {
+        "fast": [int(i) % fpixels for i in idx], "slow": [int(i) // fpixels for i in idx],
+        "steps": m.steps, "config": m.config, "wavelength": float(m.config.beam.wavelength),
+        "format": "printout",
+    }
+    for stage in ("geometry", "scattering", "pixel"):
+        trace(stage, chunk, stages[stage])

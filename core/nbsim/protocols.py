@@ -1,0 +1,102 @@
+"""Contracts of the objects plugins register (see ``docs/plugins.md``).
+
+Letters used in shapes: N passes in a chunk (one pass = one pixel, sensor layer, sub-pixel
+and source, in the reference loop order), F phi steps.  Lengths are metres unless stated,
+reciprocal vectors Å⁻¹, angles radians.  Every method must broadcast, preserve the dtype
+and device of its inputs, stay differentiable (no ``.item()``, ``.detach()``, numpy
+round-trips) and leave its inputs unmodified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+from torch import Tensor
+
+
+@attrs.frozen(eq=False)
+class Passes:
+    """Where the passes of a chunk stand in the reference program's loop order.
+
+    :ivar ordinal: (N,) int64, the pass's position in the single-thread loop order over the
+        whole image (rows, columns, layers, sub-pixel rows, sub-pixel columns, sources).
+    :ivar block: (N,) int64, the row block (OpenMP thread) the pass belongs to, for the
+        policy's ``row_blocks``.
+    :ivar executed: (N,) bool, whether the pass runs its phi loop (inside the ROI, not
+        masked, not cut by ``-dmin``); passes of skipped pixels never appear.
+    :ivar block_first: (B,) int64, ordinal of the first executed pass of each block, -1 for
+        a block with none.
+    """
+
+    ordinal: Tensor
+    block: Tensor
+    executed: Tensor
+    block_first: Tensor
+
+    @property
+    def first_in_block(self) -> Tensor:
+        """(N,) bool: the pass is the first one its block executes."""
+        return self.ordinal == self.block_first[self.block]
+
+
+@runtime_checkable
+class PhiPolicy(Protocol):
+    """How each phi step orients the crystal.
+
+    ``row_blocks`` is the number of contiguous row blocks the policy distinguishes (the
+    reference program's OpenMP thread count; 1 when the policy does not depend on it).
+    """
+
+    name: str
+    row_blocks: int
+
+    def configure(self, options: Mapping[str, Any]) -> "PhiPolicy":
+        """Return the policy with its command-line options applied."""
+
+    def orientations(self, base: Tensor, phi: Tensor, spindle: Tensor, passes: Passes) -> Tensor:
+        """Lattice vectors for every (pass, phi step).
+
+        :param base: (3, 3) rows a, b, c of the unrotated lattice (metres).
+        :param phi: (F,) angles phi0 + phistep*p (radians, in double precision as computed).
+        :param spindle: (3,) unit rotation axis.
+        :param passes: the chunk's passes (see :class:`Passes`).
+        :returns: (N, F, 3, 3) or (1, F, 3, 3) when every pass sees the same orientations;
+            rows a, b, c, right-handed rotations about ``spindle``.
+        """
+
+
+@runtime_checkable
+class LatticeFactor(Protocol):
+    """The crystal's shape transform F_latt at fractional Miller indices."""
+
+    name: str
+
+    def evaluate(self, hkl: Tensor, hkl0: Tensor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor) -> Tensor:
+        """F_latt for every hkl.
+
+        :param hkl: (..., 3) fractional Miller indices.
+        :param hkl0: (..., 3) nearest integers, ceil(hkl - 0.5) (halves round down).
+        :param n_cells: (3,) unit cells along a, b, c.
+        :param fudge: () width factor of the spot shapes.
+        :param reciprocal: (3, 3) rows a*, b*, c* of the unrotated lattice (Å⁻¹).
+        :returns: (...) lattice factor (an amplitude: the intensity uses its square).
+        """
+
+
+@runtime_checkable
+class PolarizationModel(Protocol):
+    """The polarization factor of a scattered ray."""
+
+    name: str
+
+    def factor(self, incident: Tensor, diffracted: Tensor, axis: Tensor, kahn: Tensor) -> Tensor:
+        """Polarization factor for every (incident, diffracted) pair, broadcasting.
+
+        :param incident: (..., 3) unit vectors from the source towards the sample.
+        :param diffracted: (..., 3) unit vectors from the sample towards the pixel.
+        :param axis: (3,) unit E-vector direction of the beam (the ``-polar_vector``).
+        :param kahn: () Kahn polarization factor (0 unpolarized, 1 fully polarized).
+        :returns: (...) factor multiplying the intensity.
+        """

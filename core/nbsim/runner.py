@@ -1,0 +1,181 @@
+"""A whole nanoBragg-style run: resolve, report, render, write the files, print statistics.
+
+This is what ``nbsim run`` does.  Every output (images, the ``Fdump.bin`` cache, the
+provenance record) is prepared in memory and written at the end through a temporary file
+and a rename, so an error never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+import nbsim
+from nbsim import outputs, report
+from nbsim.api import select_physics
+from nbsim.config import RunConfig
+from nbsim.io import atomic, fdump
+from nbsim.model import build_model
+from nbsim.noise import noise_counts
+from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
+from nbsim.plugins import hook_caller, load_plugins
+from nbsim.statistics import image_statistics
+
+
+@attrs.frozen
+class RunOptions:
+    phi_policy: str = "spec"
+    device: str = "cpu"
+    dtype: str = "float64"
+    max_memory: int = DEFAULT_MAX_MEMORY
+    lattice: str | None = None
+    polarization: str | None = None
+    provenance: str | None = None
+    noise_rng: str = "c"
+    plugin_options: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(eq=False)
+class RunResult:
+    config: RunConfig
+    image: np.ndarray  # float32 (spixels, fpixels)
+    files: tuple[str, ...]
+    lines: tuple[str, ...]
+
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def run(
+    argv: Sequence[str],
+    options: RunOptions = RunOptions(),
+    *,
+    echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] = lambda text: print(f"nbsim: warning: {text}", file=sys.stderr),
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    started = time.perf_counter()
+    config = RunConfig.from_nanobragg_argv(argv)
+    for text in config.warnings:
+        warn(text)
+    system = load_plugins()
+    physics = select_physics(config, phi_policy=options.phi_policy, lattice=options.lattice,
+                             polarization=options.polarization, options=options.plugin_options, system=system)
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        lines.append(text)
+        echo(text)
+
+    printout_model = build_model(config, device="cpu", dtype=torch.float64)
+    for text in report.setup_lines(config, printout_model):
+        say(text)
+
+    model = build_model(config, device=options.device, dtype=DTYPES[options.dtype])
+    trace = hook_caller(system, "nbsim_trace")
+    traced = _traced_pixels(config)
+    with torch.no_grad():
+        result = render(
+            model, physics, max_memory=options.max_memory, progress=progress,
+            trace=(lambda stage, chunk, tensors: trace(stage=stage, chunk=chunk, tensors=tensors)) if trace else None,
+            traced=traced,
+        )
+    image32 = result.image.to(torch.float32).cpu().numpy()
+    render_seconds = time.perf_counter() - started
+
+    o, d = config.output, config.detector
+    stats = image_statistics(image32, printout_model.rendered.numpy(), d.roi, float(printout_model.subpixel_size),
+                             config.sampling.oversample)
+    files: list[outputs.ImageFile] = []
+    sf = config.crystal.structure_factors
+    if sf is not None and sf.origin == "hkl":
+        files.append(outputs.ImageFile(o.dumpfile, fdump.encode(sf), "structure-factor cache"))
+    files.append(outputs.ImageFile(o.floatfile, image32.astype("<f4" if sys.byteorder == "little" else ">f4").tobytes(),
+                                   "float image"))
+    scale = outputs.int_scale(o.intfile_scale, stats.max_I)
+    g = printout_model.geometry
+    header = outputs.smv_header_items(
+        fpixels=d.fpixels, spixels=d.spixels, pixel_size=d.pixel_size, distance=float(g.distance),
+        wavelength=config.beam.wavelength, Xbeam=d.Xbeam, Ybeam=d.Ybeam, Fbeam=float(g.Fbeam),
+        Sbeam=float(g.Sbeam), detsize_s=d.detsize_s, dials_origin=g.dials_origin.tolist(),
+        ORGX=float(g.ORGX), ORGY=float(g.ORGY), close_distance=float(g.close_distance),
+        phi0=config.sampling.phi0, osc=config.sampling.osc, twotheta=d.twotheta,
+    )
+    files.append(outputs.ImageFile(o.intfile, outputs.smv_bytes(header, outputs.int_pixels(
+        image32, d.roi, scale, o.adc_offset)), "int image"))
+    pgm_scale = None
+    if o.pgmfile is not None:
+        pgm_scale = outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
+        files.append(outputs.ImageFile(o.pgmfile, outputs.pgm_bytes(image32, d.roi, pgm_scale), "pgm image"))
+    noise = None
+    if o.noisefile is not None:
+        counts = noise_counts(image32, config, method=options.noise_rng)
+        pixels, photons, overloads = outputs.noise_pixels(counts, d.roi, o.adc_offset)
+        noise = (photons, overloads)
+        files.append(outputs.ImageFile(o.noisefile, outputs.smv_bytes(header, pixels), "noise image"))
+    for text in report.result_lines(config, printout_model, stats, result.omega_sum, int_scale=scale,
+                                    pgm_scale=pgm_scale, noise=noise):
+        say(text)
+    for f in files:
+        atomic.write_bytes(f.path, f.data)
+    if options.provenance:
+        record = provenance(config, options, physics, system, files, render_seconds)
+        atomic.write_bytes(options.provenance, (json.dumps(record, indent=2) + "\n").encode())
+    return RunResult(config=config, image=image32, files=tuple(f.path for f in files), lines=tuple(lines))
+
+
+def _traced_pixels(config: RunConfig) -> list[tuple[int, int]] | None:
+    o, d = config.output, config.detector
+    if not o.printout:
+        return None
+    if o.printout_pixel is not None:
+        return [o.printout_pixel]
+    return [(f, s) for s in range(d.spixels) for f in range(d.fpixels)]
+
+
+def _sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def provenance(config, options, physics, system, files, render_seconds) -> dict:
+    c, b, d = config.crystal, config.beam, config.detector
+    inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file) if p]
+    if c.structure_factors is not None:
+        inputs.append(c.structure_factors.path)
+    source_file = next((config.argv[i + 1] for i, t in enumerate(config.argv[:-1]) if t == "-sourcefile"), None)
+    if source_file:
+        inputs.append(source_file)
+    return {
+        "argv": list(config.argv),
+        "nbsim": nbsim.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": options.device,
+        "dtype": options.dtype,
+        "phi_policy": {"name": physics.policy.name, "plugin": system.phi_policies.owner(physics.policy.name),
+                       "options": {k: v for k, v in options.plugin_options.items()}},
+        "lattice_factor": physics.lattice.name,
+        "polarization_model": physics.polarization.name,
+        "plugins": [attrs.asdict(p) for p in system.info],
+        "seeds": {"noise": config.output.seed, "mosaic": c.mosaic_seed, "misset": c.misset_seed},
+        "noise_rng": options.noise_rng,
+        "warnings": list(config.warnings),
+        "render_seconds": render_seconds,
+        "inputs": {p: _sha256(p) for p in inputs},
+        "outputs": {f.path: hashlib.sha256(f.data).hexdigest() for f in files},
+    }
