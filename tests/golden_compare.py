@@ -1,7 +1,9 @@
-"""Run golden cases with the installed ``nbsim`` and compare as ../shared/golden/README.md says.
+"""Run golden cases through ``nbsim run`` and compare them as ../shared/golden/README.md says.
 
 Used by the test suite (``tests/test_golden.py``) and by the parity report
-(``python -m tests.golden_compare`` is not needed: ``scripts/parity-report`` imports it).
+(``scripts/parity-report``).  A case runs in a fresh directory holding a copy of the golden
+inputs, either as a subprocess of the installed ``nbsim`` command or in-process through the
+same click command object (no interpreter start-up per case).
 """
 
 from __future__ import annotations
@@ -56,16 +58,38 @@ class Comparison:
         return self.pixels_off == 0 and all(x in (None, True) for x in (self.int_ok, self.pgm_ok, self.noise_ok, self.stats_ok))
 
 
-def run_case(name: str, workdir: Path, *, policy: str = "spec", dtype: str = "float64", extra=()) -> subprocess.CompletedProcess:
+def case_argv(name: str, *, policy: str = "spec", dtype: str = "float64", extra=()) -> list[str]:
     case = load_case(name)
+    argv = ["run", *case["argv"], "-floatfile", "float.bin", "-intfile", "int.img", "-noisefile", "noise.img",
+            "-pgmfile", "image.pgm", "-noprogress", "--phi-policy", policy, "--dtype", dtype, *extra]
+    if policy == "c-parity":
+        argv += ["--c-threads", str(case.get("omp_threads", 1))]
+    return argv
+
+
+def prepare(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     for f in (GOLDEN / "inputs").iterdir():
         shutil.copy(f, workdir / f.name)
-    cmd = [NBSIM, "run", *case["argv"], "-floatfile", "float.bin", "-intfile", "int.img", "-noisefile", "noise.img",
-           "-pgmfile", "image.pgm", "-noprogress", "--phi-policy", policy, "--dtype", dtype, *extra]
-    if policy == "c-parity":
-        cmd += ["--c-threads", str(case.get("omp_threads", 1))]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+
+
+def run_case(name: str, workdir: Path, *, policy: str = "spec", dtype: str = "float64", extra=(),
+             in_process: bool = False) -> subprocess.CompletedProcess:
+    prepare(workdir)
+    argv = case_argv(name, policy=policy, dtype=dtype, extra=extra)
+    if not in_process:
+        return subprocess.run([NBSIM, *argv], cwd=workdir, capture_output=True, text=True)
+    from click.testing import CliRunner
+
+    from nbsim_cli.app import cli
+
+    previous = os.getcwd()
+    os.chdir(workdir)
+    try:
+        result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
 
 
 def _stats(text: str) -> list[float]:

@@ -25,6 +25,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from nbsim.interpolation import InterpolationState, out_of_range, tricubic
 from nbsim.model import R_E_SQR, Model
 from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
 from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
@@ -157,11 +158,14 @@ def render_pixels(
     order: PassOrder,
     *,
     orientation_chunk: int,
+    interpolation: InterpolationState | None = None,
     collect: Callable[[str, dict], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pixel values (P,) and their summed solid angles (P,) for flat raster indices ``idx``.
 
     :param orientation_chunk: how many (phi step, domain) orientations to evaluate at once.
+    :param interpolation: the run's interpolation state, updated when an evaluation of this
+        chunk ends interpolation (chunks must come in raster order).
     :param collect: when given, called with ("geometry" | "scattering" | "pixel", tensors)
         for these pixels (used for tracing; the pixels should be few).
     """
@@ -197,9 +201,8 @@ def render_pixels(
     scattering = geo["scattering"].reshape(P * Q, 3)
     water = cfg.beam.water_size != 0.0
     reciprocal = m.lattice.reciprocal
-    acc = torch.zeros((P, Q), dtype=m.dtype, device=m.device)
-    count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if running else None
-    for r0 in range(0, R, orientation_chunk):
+
+    def evaluate(r0: int):
         lat = lattice_vectors[:, r0:r0 + orientation_chunk]
         rc = lat.shape[1]
         if lat.shape[0] == 1:
@@ -209,7 +212,46 @@ def render_pixels(
         hkl = hkl.reshape(P, Q, rc, 3)
         hkl0 = torch.ceil(hkl - 0.5)
         F_latt = physics.lattice.evaluate(hkl, hkl0, m.n_cells, m.fudge, reciprocal)
+        # an evaluation reaches the structure factor unless F_latt is exactly 0 (and no water)
+        reached = survive[..., None] & ((F_latt != 0) if not water else torch.ones_like(F_latt, dtype=torch.bool))
+        return lat, hkl, hkl0, F_latt, reached
+
+    def keys(r0: int, rc: int) -> Tensor:  # position of each evaluation in the loop order
+        pq = torch.arange(P * Q, device=m.device).reshape(P, Q, 1)
+        return pq * R + torch.arange(r0, r0 + rc, device=m.device)
+
+    interpolating = cfg.crystal.interpolate and interpolation is not None and interpolation.active
+    switch_key = None
+    single = R <= orientation_chunk
+    if interpolating:
+        # the first out-of-range evaluation in loop order ends interpolation, for good
+        best = None
+        for r0 in range(0, R, orientation_chunk):
+            evaluated = evaluate(r0)
+            _, hkl, hkl0, _, reached = evaluated
+            flagged = reached & out_of_range(m, hkl)
+            if flagged.any():
+                k = torch.where(flagged, keys(r0, hkl.shape[2]), torch.iinfo(torch.int64).max)
+                pos = int(k.argmin())
+                if best is None or int(k.reshape(-1)[pos]) < best[0]:
+                    best = (int(k.reshape(-1)[pos]), hkl.reshape(-1, 3)[pos], hkl0.reshape(-1, 3)[pos])
+        if best is not None:
+            switch_key = best[0]
+            h, h0 = best[1].tolist(), [int(x) for x in best[2].tolist()]
+            interpolation.active = False
+            interpolation.switched_at = (*h, *h0)
+            interpolation.pixel = int(idx[switch_key // (Q * R)])
+
+    acc = torch.zeros((P, Q), dtype=m.dtype, device=m.device)
+    count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if running else None
+    for r0 in range(0, R, orientation_chunk):
+        lat, hkl, hkl0, F_latt, reached = evaluated if (interpolating and single) else evaluate(r0)
         F_cell = structure_factor(m, hkl0)
+        if interpolating:
+            smooth = tricubic(m, hkl)
+            if switch_key is not None:
+                smooth = torch.where(keys(r0, hkl.shape[2]) < switch_key, smooth, F_cell)
+            F_cell = smooth
         term = F_cell * F_cell * F_latt * F_latt
         if collect is not None:
             collect("scattering", {"hkl": hkl, "hkl0": hkl0, "F_latt": F_latt, "F_cell": F_cell,
@@ -217,11 +259,10 @@ def render_pixels(
         if not running:
             acc = acc + torch.where(survive[..., None], term, torch.zeros_like(term)).sum(-1)
             continue
-        counted = survive[..., None] & ((F_latt != 0) if not water else torch.ones_like(F_latt, dtype=torch.bool))
-        rank = torch.cumsum(counted.to(torch.int64), dim=-1)
+        rank = torch.cumsum(reached.to(torch.int64), dim=-1)
         n_chunk = rank[..., -1]
         power = (n_chunk[..., None] - rank + 1).to(m.dtype)
-        contrib = torch.where(counted, term * torch.pow(g[..., None], power), torch.zeros_like(term)).sum(-1)
+        contrib = torch.where(reached, term * torch.pow(g[..., None], power), torch.zeros_like(term)).sum(-1)
         acc = acc * torch.pow(g, n_chunk.to(m.dtype)) + contrib
         count = count + n_chunk
 

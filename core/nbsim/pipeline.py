@@ -13,6 +13,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from nbsim.interpolation import InterpolationState
 from nbsim.kernel import PassOrder, Physics, memory_plan, pass_geometry, render_pixels
 from nbsim.model import Model
 
@@ -23,6 +24,8 @@ DEFAULT_MAX_MEMORY = 1 << 30
 class Render:
     image: Tensor  # (spixels, fpixels), the model's dtype; 0 outside the ROI and in the mask
     omega_sum: float  # the reference's solid-angle sum (for its printout)
+    #: (h, k, l, h0, k0, l0) of the evaluation that ended tricubic interpolation, if one did
+    interpolation_switch: tuple | None = None
 
 
 def row_blocks(spixels: int, blocks: int, device=None) -> Tensor:
@@ -79,9 +82,11 @@ def render(
     order = pass_order(m, physics, pixels_per_chunk)
     total = int(m.rendered.shape[0])
     values, omega_sum = [], 0.0
+    interpolation = InterpolationState(active=cfg.crystal.interpolate)
     for start in range(0, total, pixels_per_chunk):
         idx = m.rendered[start:start + pixels_per_chunk]
-        v, om = render_pixels(m, idx, physics, order, orientation_chunk=orientation_chunk)
+        v, om = render_pixels(m, idx, physics, order, orientation_chunk=orientation_chunk,
+                              interpolation=interpolation)
         values.append(v)
         omega_sum += float(om.sum())
         if progress is not None:
@@ -90,23 +95,25 @@ def render(
     if values:
         flat = flat.scatter(0, m.rendered, torch.cat(values))
     if trace is not None and traced:
-        _trace_pixels(m, physics, order, traced, trace, orientation_chunk)
-    return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum)
+        _trace_pixels(m, physics, order, traced, trace, interpolation.pixel)
+    return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum,
+                  interpolation_switch=interpolation.switched_at)
 
 
-def _trace_pixels(m, physics, order, traced, trace, orientation_chunk) -> None:
+def _trace_pixels(m, physics, order, traced, trace, switch_pixel) -> None:
     fpixels = m.config.detector.fpixels
     wanted = torch.tensor([s * fpixels + f for f, s in traced], device=m.device)
     idx = wanted[torch.isin(wanted, m.rendered)]
     if idx.numel() == 0:
         return
-    stages: dict[str, dict] = {}
-
-    def collect(stage: str, tensors: dict) -> None:
-        stages[stage] = tensors
-
+    stages: dict[str, list] = {}
     with torch.no_grad():
-        render_pixels(m, idx, physics, order, orientation_chunk=m.phisteps * m.domains, collect=collect)
+        for one in idx:  # few pixels; each sees interpolation as the render did (to pixel resolution)
+            state = InterpolationState(active=m.config.crystal.interpolate
+                                       and (switch_pixel is None or int(one) <= switch_pixel))
+            render_pixels(m, one[None], physics, order, orientation_chunk=m.phisteps * m.domains,
+                          interpolation=state, collect=lambda stage, t: stages.setdefault(stage, []).append(t))
+    stages = {k: _concat(v) for k, v in stages.items()}
     chunk = {
         "fast": [int(i) % fpixels for i in idx], "slow": [int(i) // fpixels for i in idx],
         "steps": m.steps, "config": m.config, "wavelength": float(m.config.beam.wavelength),
@@ -114,3 +121,16 @@ def _trace_pixels(m, physics, order, traced, trace, orientation_chunk) -> None:
     }
     for stage in ("geometry", "scattering", "pixel"):
         trace(stage, chunk, stages[stage])
+
+
+def _concat(parts: list[dict]) -> dict:
+    """Join per-pixel trace records along the pixel dimension."""
+    out = {}
+    for key, first in parts[0].items():
+        if isinstance(first, Tensor) and first.dim() > 0 and key != "lattice":
+            out[key] = torch.cat([p[key] for p in parts])
+        elif key == "lattice":
+            out[key] = torch.cat([p[key] for p in parts]) if first.shape[0] != 1 else first
+        else:
+            out[key] = first
+    return out

@@ -164,3 +164,9 @@ def result_lines(
         out.append("writing %s as 2-byte integers" % o.noisefile)
     return out
 
+
+
+def interpolation_warning(switch: tuple) -> list[str]:
+    """The reference's one-time warning when interpolation leaves the HKL grid."""
+    return ["WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d " % switch,
+            "WARNING: further warnings will not be printed! "]

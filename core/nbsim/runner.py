@@ -122,8 +122,12 @@ def run(
         pixels, photons, overloads = outputs.noise_pixels(counts, d.roi, o.adc_offset)
         noise = (photons, overloads)
         files.append(outputs.ImageFile(o.noisefile, outputs.smv_bytes(header, pixels), "noise image"))
-    for text in report.result_lines(config, printout_model, stats, result.omega_sum, int_scale=scale,
-                                    pgm_scale=pgm_scale, noise=noise):
+    tail = report.result_lines(config, printout_model, stats, result.omega_sum, int_scale=scale,
+                               pgm_scale=pgm_scale, noise=noise)
+    if result.interpolation_switch is not None:
+        # printed mid-render by the reference, its last line unterminated until the blank line
+        tail = report.interpolation_warning(result.interpolation_switch) + tail[1:]
+    for text in tail:
         say(text)
     for f in files:
         atomic.write_bytes(f.path, f.data)
