@@ -1,0 +1,94 @@
+"""Contract suite for lattice factors (:class:`nbsim.protocols.LatticeFactor`).
+
+Capabilities read from the implementation:
+
+* ``differentiable`` (default True): gradcheck with respect to hkl, the cell counts and the
+  fudge factor away from integer and half-integer hkl; when False the gradient with respect
+  to hkl must exist, be finite and be zero there (a piecewise-constant factor).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nbsim.testing.base import DEVICES, DTYPES, ContractSuite, snapshot, unchanged
+
+
+def lattice_inputs(dtype=torch.float64, device="cpu", shape=(4, 5)):
+    gen = torch.Generator().manual_seed(1)
+    base = torch.randint(-6, 7, (*shape, 3), generator=gen).to(dtype)
+    # offsets away from 0 and +-0.5, where rounding and sincg's special case live
+    offset = 0.05 + 0.4 * torch.rand((*shape, 3), generator=gen, dtype=torch.float64).to(dtype)
+    sign = torch.where(torch.rand((*shape, 3), generator=gen) < 0.5, -1.0, 1.0).to(dtype)
+    hkl = (base + sign * offset * 0.9).to(device)
+    hkl0 = torch.ceil(hkl - 0.5)
+    n_cells = torch.tensor([5.0, 4.0, 3.0], dtype=dtype, device=device)
+    fudge = torch.tensor(1.3, dtype=dtype, device=device)
+    reciprocal = torch.tensor([[0.02, 0.0, 0.0], [0.001, 0.018, 0.0], [0.002, 0.003, 0.015]], dtype=dtype,
+                              device=device)
+    return hkl, hkl0, n_cells, fudge, reciprocal
+
+
+class BaseLatticeFactorTests(ContractSuite):
+    def test_has_a_name(self, implementation):
+        assert isinstance(implementation.name, str) and implementation.name
+
+    @pytest.mark.parametrize("device", DEVICES)
+    @pytest.mark.parametrize("dtype", DTYPES)
+    def test_shape_dtype_device(self, implementation, dtype, device):
+        args = lattice_inputs(dtype, device)
+        out = implementation.evaluate(*args)
+        assert out.shape == args[0].shape[:-1]
+        assert out.dtype == dtype and out.device.type == device
+        assert torch.isfinite(out).all()
+
+    def test_broadcasts_over_leading_dimensions(self, implementation):
+        hkl, hkl0, *rest = lattice_inputs(shape=(2, 3, 4))
+        whole = implementation.evaluate(hkl, hkl0, *rest)
+        flat = implementation.evaluate(hkl.reshape(-1, 3), hkl0.reshape(-1, 3), *rest)
+        assert torch.equal(whole.reshape(-1), flat)
+
+    def test_chunk_invariance(self, implementation):
+        hkl, hkl0, *rest = lattice_inputs(shape=(10,))
+        whole = implementation.evaluate(hkl, hkl0, *rest)
+        parts = torch.cat([implementation.evaluate(hkl[i:i + 3], hkl0[i:i + 3], *rest) for i in range(0, 10, 3)])
+        assert torch.equal(whole, parts)
+
+    def test_float32_close_to_float64(self, implementation):
+        f64 = implementation.evaluate(*lattice_inputs(torch.float64))
+        f32 = implementation.evaluate(*lattice_inputs(torch.float32))
+        scale = f64.abs().max().clamp_min(1e-30)
+        assert ((f32.double() - f64).abs() <= 1e-3 * f64.abs() + 1e-4 * scale).float().mean() > 0.99
+
+    def test_inputs_not_modified(self, implementation):
+        args = lattice_inputs()
+        before = snapshot(*args)
+        implementation.evaluate(*args)
+        assert unchanged(before, args)
+
+    def test_deterministic(self, implementation):
+        args = lattice_inputs()
+        assert torch.equal(implementation.evaluate(*args), implementation.evaluate(*args))
+
+    def test_gradients(self, implementation):
+        hkl, hkl0, n_cells, fudge, reciprocal = lattice_inputs(shape=(3,))
+        if getattr(implementation, "differentiable", True):
+            def f(h, n, fu):
+                return implementation.evaluate(h, hkl0, n, fu, reciprocal)
+
+            inputs = (hkl.clone().requires_grad_(), n_cells.clone().requires_grad_(), fudge.clone().requires_grad_())
+            assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+        else:
+            h = hkl.clone().requires_grad_()
+            implementation.evaluate(h, hkl0, n_cells, fudge, reciprocal).sum().backward()
+            assert h.grad is not None and torch.isfinite(h.grad).all() and not h.grad.any()
+
+    def test_integer_hkl_is_finite(self, implementation):
+        hkl = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 3.0]], dtype=torch.float64)
+        _, _, n_cells, fudge, reciprocal = lattice_inputs()
+        out = implementation.evaluate(hkl, torch.ceil(hkl - 0.5), n_cells, fudge, reciprocal)
+        assert torch.isfinite(out).all()
+        assert not math.isnan(float(out.sum()))
