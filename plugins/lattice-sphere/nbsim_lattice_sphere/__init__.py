@@ -23,7 +23,7 @@ SERIES_BELOW = 0.05  # x below which the Taylor series is used
 def sphere_transform(x2: Tensor) -> Tensor:
     """3 (sin x − x cos x)/x³ as a function of x², 1 at x = 0."""
     small = x2 < SERIES_BELOW * SERIES_BELOW
-    series = 1.0 - x2 / 10.0 + x2 * x2 / 280.0
+    series = 1.0 - x2 / 10.0 + x2 * x2 / 280.0 - x2 * x2 * x2 / 15120.0
     x = torch.sqrt(torch.where(small, torch.ones_like(x2), x2))
     exact = 3.0 * (torch.sin(x) - x * torch.cos(x)) / (x * x * x)
     return torch.where(small, series, exact)
