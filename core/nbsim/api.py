@@ -24,6 +24,8 @@ from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
 from nbsim.plugins import PluginSystem, load_plugins
 
 PHI_SPEC_DISTRIBUTION = "nbsim-phi-spec"
+#: the distributions of the phi policies nbsim ships, for "install ..." hints
+POLICY_DISTRIBUTIONS = {"spec": PHI_SPEC_DISTRIBUTION, "c-parity": "nbsim-phi-c-parity"}
 
 
 def select_physics(
@@ -48,6 +50,11 @@ def select_physics(
         raise PluginError(
             f"no phi policy is installed: install {PHI_SPEC_DISTRIBUTION} "
             "(pip install -e plugins/phi-spec from the nbsim source tree)"
+        )
+    if phi_policy not in system.phi_policies and phi_policy in POLICY_DISTRIBUTIONS:
+        raise PluginError(
+            f"phi policy {phi_policy!r} is not installed (installed: {', '.join(system.phi_policies.names())}); "
+            f"install {POLICY_DISTRIBUTIONS[phi_policy]}"
         )
     policy = system.phi_policies.get(phi_policy)
     if hasattr(policy, "configure"):

@@ -121,6 +121,8 @@ def scan(argv: Sequence[str]) -> list[tuple[F.Flag, str, int, object]]:
         tok = toks.take()
         flag = F.BY_NAME.get(tok)
         if flag is None:
+            if tok.startswith("--"):
+                raise UsageError(f"unknown option {tok} (no installed plugin provides it; see 'nbsim run --help')")
             if tok.startswith("-") and not _is_number(tok):
                 raise UsageError(f"unknown flag {tok} (see 'nbsim run --help')")
             raise UsageError(f"unexpected argument {tok!r}: values must follow the flag they belong to")
