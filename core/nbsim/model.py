@@ -98,13 +98,17 @@ class Model:
         return int(self.phi.shape[0])
 
 
-def _mosaic_table(config: RunConfig) -> np.ndarray:
-    """Domain rotations, drawing random numbers in the reference order (misset first)."""
+def reference_stream(config: RunConfig) -> tuple[rng.Ran1, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The shared generator after the set-up draws, and the mosaic domains they gave.
+
+    The reference draws the random misset first, then every mosaic domain; the noise image
+    continues the same generator (its table matters when the noise seed is positive).
+    """
     c = config.crystal
     gen = rng.Ran1()
     if c.misset_random:
         rng.mosaic_rotation_umat(90.0, gen, [c.misset_seed])
-    return rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed])
+    return gen, rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed])
 
 
 def rendered_pixels(config: RunConfig, device=None) -> Tensor:
@@ -202,9 +206,14 @@ def build_model(
     phi = phi0 + phistep * torch.arange(s.phisteps, dtype=dtype, device=device)
 
     mosaic = None
-    spread = p("mosaic_spread", c.mosaic_spread)
     if c.mosaic_spread > 0.0:
-        mosaic = _scaled_domains(t(_mosaic_table(config)), spread, t(c.mosaic_spread))
+        umats, axes, angles = reference_stream(config)[1]
+        if "mosaic_spread" in params:
+            # the same random axes and angle fractions, scaled by the (differentiable) spread
+            scale = p("mosaic_spread", c.mosaic_spread) / c.mosaic_spread
+            mosaic = axis_angle_matrices(t(axes), t(angles) * scale)
+        else:
+            mosaic = t(umats)
 
     # structure factors
     F_grid = F_shape = None
@@ -248,29 +257,16 @@ def _beam_spot(d, center: Tensor, pixel_size: Tensor) -> tuple[Tensor, Tensor]:
     return X, Y
 
 
-def _scaled_domains(umats: Tensor, spread: Tensor, drawn_spread: Tensor) -> Tensor:
-    """Domain rotations whose angles scale with ``spread`` (the random axes and fractions fixed).
-
-    With ``spread`` equal to the configured value the drawn matrices are returned unchanged;
-    otherwise each rotation is rebuilt about the same axis with its angle scaled by
-    spread / drawn_spread, so that the mosaic spread is differentiable.
-    """
-    if spread is drawn_spread or not spread.requires_grad:
-        return umats
-    cos = ((umats[:, 0, 0] + umats[:, 1, 1] + umats[:, 2, 2]) - 1.0) / 2.0
-    angle = torch.arccos(torch.clamp(cos, -1.0, 1.0))
-    skew = torch.stack((umats[:, 2, 1] - umats[:, 1, 2], umats[:, 0, 2] - umats[:, 2, 0],
-                        umats[:, 1, 0] - umats[:, 0, 1]), dim=-1)
-    sin = torch.sin(angle)
-    axis = skew / torch.where(sin > 0, 2.0 * sin, torch.ones_like(sin))[:, None]
-    new_angle = angle * (spread / drawn_spread)
-    c_, s_ = torch.cos(new_angle), torch.sin(new_angle)
-    outer = axis[:, :, None] * axis[:, None, :]
-    zero = torch.zeros_like(axis[:, 0])
+def axis_angle_matrices(axes: Tensor, angles: Tensor) -> Tensor:
+    """(M, 3, 3) rotations by ``angles`` about unit ``axes`` (the reference's formula)."""
+    c = torch.cos(angles)[:, None, None]
+    s = torch.sin(angles)[:, None, None]
+    outer = axes[:, :, None] * axes[:, None, :]
+    zero = torch.zeros_like(axes[:, 0])
     cross = torch.stack((
-        torch.stack((zero, -axis[:, 2], axis[:, 1]), -1),
-        torch.stack((axis[:, 2], zero, -axis[:, 0]), -1),
-        torch.stack((-axis[:, 1], axis[:, 0], zero), -1),
+        torch.stack((zero, -axes[:, 2], axes[:, 1]), -1),
+        torch.stack((axes[:, 2], zero, -axes[:, 0]), -1),
+        torch.stack((-axes[:, 1], axes[:, 0], zero), -1),
     ), dim=-2)
-    eye = torch.eye(3, dtype=umats.dtype, device=umats.device)
-    return c_[:, None, None] * eye + (1 - c_)[:, None, None] * outer + s_[:, None, None] * cross
+    eye = torch.eye(3, dtype=axes.dtype, device=axes.device)
+    return c * eye + (1 - c) * outer + s * cross

@@ -15,18 +15,10 @@ import torch
 
 from nbsim import rng
 from nbsim.config import RunConfig
+from nbsim.model import reference_stream
 from nbsim.outputs import roi_mask
 
 METHODS = ("c", "torch")
-
-
-def _replayed_stream(config: RunConfig) -> rng.Ran1:
-    c = config.crystal
-    gen = rng.Ran1()
-    if c.misset_random:
-        rng.mosaic_rotation_umat(90.0, gen, [c.misset_seed])
-    rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed])
-    return gen
 
 
 def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c") -> np.ndarray:
@@ -41,7 +33,7 @@ def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c") -
         return counts
     if method != "c":
         raise ValueError(f"noise method must be one of {', '.join(METHODS)}, got {method!r}")
-    gen = _replayed_stream(config)
+    gen = reference_stream(config)[0]
     counts[inside] = c_poisson(np.ascontiguousarray(means, dtype=np.float32), gen, int(config.output.seed))
     return counts
 

@@ -62,17 +62,20 @@ def powf(x: np.float32, y: np.float32) -> np.float32:
     return f32(math.pow(float(x), float(y)))
 
 
-def mosaic_rotation_umat(mosaicity: float, rng: Ran1, seed: list[int]) -> np.ndarray:
-    """A random rotation (3x3, row-major) by up to ``mosaicity`` radians about a random axis."""
+def mosaic_draw(mosaicity: float, rng: Ran1, seed: list[int]) -> tuple[tuple[float, float, float], float]:
+    """The (unit axis, angle in radians) of one random rotation by up to ``mosaicity``."""
     r1 = 2.0 * rng.draw(seed) - 1.0
     r2 = 2.0 * rng.draw(seed) - 1.0
     r3 = 2.0 * rng.draw(seed) - 1.0
     xyrad = math.sqrt(1.0 - r2 * r2)
     mos = f32(mosaicity)
     rot = float(f32(mos * powf(f32(1.0 - r3 * r3), f32(1.0 / 3.0))))
-    v1 = xyrad * math.sin(math.pi * r1)
-    v2 = xyrad * math.cos(math.pi * r1)
-    v3 = r2
+    return (xyrad * math.sin(math.pi * r1), xyrad * math.cos(math.pi * r1), r2), rot
+
+
+def axis_angle_matrix(axis, rot: float) -> np.ndarray:
+    """Rotation matrix (row-major) about a unit axis, with the reference's operation order."""
+    v1, v2, v3 = axis
     t1 = math.cos(rot)
     t2 = 1.0 - t1
     t3 = v1 * v1
@@ -94,6 +97,11 @@ def mosaic_rotation_umat(mosaicity: float, rng: Ran1, seed: list[int]) -> np.nda
         ],
         dtype=np.float64,
     )
+
+
+def mosaic_rotation_umat(mosaicity: float, rng: Ran1, seed: list[int]) -> np.ndarray:
+    """A random rotation (3x3, row-major) by up to ``mosaicity`` radians about a random axis."""
+    return axis_angle_matrix(*mosaic_draw(mosaicity, rng, seed))
 
 
 def umat2misset(u: np.ndarray) -> tuple[float, float, float]:
@@ -118,13 +126,21 @@ def _unit_row(r: list[float]) -> list[float]:
     return [x / m for x in r] if m > 0 else r
 
 
-def mosaic_domains(spread: float, domains: int, rng: Ran1, seed: list[int]) -> np.ndarray:
-    """The (domains, 3, 3) table: every domain drawn in order, then domain 0 set to identity."""
+def mosaic_domains(spread: float, domains: int, rng: Ran1, seed: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Domain rotations drawn in order, domain 0 then set to the identity.
+
+    Returns (umats (domains, 3, 3), axes (domains, 3), angles (domains,)); domain 0 has
+    angle 0, so that rotations can be rebuilt for another spread from the same draws.
+    """
     umats = np.empty((domains, 3, 3), dtype=np.float64)
+    axes = np.empty((domains, 3), dtype=np.float64)
+    angles = np.empty(domains, dtype=np.float64)
     for d in range(domains):
-        umats[d] = mosaic_rotation_umat(spread, rng, seed)
+        axis, rot = mosaic_draw(spread, rng, seed)
+        umats[d], axes[d], angles[d] = axis_angle_matrix(axis, rot), axis, rot
     umats[0] = np.eye(3)
-    return umats
+    angles[0] = 0.0
+    return umats, axes, angles
 
 
 def gaussdev(rng: Ran1, seed: list[int], state: dict) -> np.float32:
