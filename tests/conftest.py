@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-import golden_compare  # noqa: E402
+import golden  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
-    root = golden_compare.GOLDEN
+    root = golden.GOLDEN
     if not (root / "cases").is_dir():
         pytest.fail(f"golden data not found at {root} (set NBSIM_GOLDEN)")
     return root

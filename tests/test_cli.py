@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from golden_compare import GOLDEN, NBSIM
+from golden import GOLDEN, NBSIM
 from nbsim_cli.app import EXAMPLE_ARGV, cli, parse_memory
 
 SMALL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import golden_compare as G
+import golden as G
 
 CASES = G.case_names() if (G.GOLDEN / "cases").is_dir() else []
 SUBPROCESS_CASES = ["cubic_default_F", "mat_hexagonal", "phi_osc_from_zero_2threads", "noise_seeded"]

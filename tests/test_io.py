@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden_compare import GOLDEN
+from golden import GOLDEN
 from nbsim.errors import InputError
 from nbsim.io import fdump, hkl, matrix, smv, sourcefile
 

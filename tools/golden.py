@@ -1,7 +1,7 @@
 """Run golden cases through ``nbsim run`` and compare them as ../shared/golden/README.md says.
 
 Used by the test suite (``tests/test_golden.py``) and by the parity report
-(``scripts/parity-report``).  A case runs in a fresh directory holding a copy of the golden
+(``tools/parity_report.py``).  A case runs in a fresh directory holding a copy of the golden
 inputs, either as a subprocess of the installed ``nbsim`` command or in-process through the
 same click command object (no interpreter start-up per case).
 """
