@@ -202,6 +202,12 @@ def render_pixels(
     water = cfg.beam.water_size != 0.0
     reciprocal = m.lattice.reciprocal
 
+    interpolating = cfg.crystal.interpolate and interpolation is not None and interpolation.active
+    constant_F = m.F_grid is None or cfg.crystal.hkls == 0
+    # the common case sums F_latt^2 only; the rest needs every term and its bookkeeping
+    detailed = running or interpolating or collect is not None
+    nearest = detailed or not constant_F or getattr(physics.lattice, "needs_nearest", True)
+
     def evaluate(r0: int):
         lat = lattice_vectors[:, r0:r0 + orientation_chunk]
         rc = lat.shape[1]
@@ -210,17 +216,18 @@ def render_pixels(
         else:
             hkl = torch.bmm(lat.reshape(P * Q, rc * 3, 3), scattering[:, :, None])
         hkl = hkl.reshape(P, Q, rc, 3)
-        hkl0 = torch.ceil(hkl - 0.5)
+        hkl0 = torch.ceil(hkl - 0.5) if nearest else None
         F_latt = physics.lattice.evaluate(hkl, hkl0, m.n_cells, m.fudge, reciprocal)
-        # an evaluation reaches the structure factor unless F_latt is exactly 0 (and no water)
-        reached = survive[..., None] & ((F_latt != 0) if not water else torch.ones_like(F_latt, dtype=torch.bool))
+        reached = None
+        if detailed:
+            # an evaluation reaches the structure factor unless F_latt is exactly 0 (and no water)
+            reached = survive[..., None] & ((F_latt != 0) if not water else torch.ones_like(F_latt, dtype=torch.bool))
         return lat, hkl, hkl0, F_latt, reached
 
     def keys(r0: int, rc: int) -> Tensor:  # position of each evaluation in the loop order
         pq = torch.arange(P * Q, device=m.device).reshape(P, Q, 1)
         return pq * R + torch.arange(r0, r0 + rc, device=m.device)
 
-    interpolating = cfg.crystal.interpolate and interpolation is not None and interpolation.active
     switch_key = None
     single = R <= orientation_chunk
     if interpolating:
@@ -246,6 +253,10 @@ def render_pixels(
     count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if running else None
     for r0 in range(0, R, orientation_chunk):
         lat, hkl, hkl0, F_latt, reached = evaluated if (interpolating and single) else evaluate(r0)
+        if not detailed:
+            acc = acc + (F_latt * F_latt if constant_F else
+                         torch.square(structure_factor(m, hkl0) * F_latt)).sum(-1)
+            continue
         F_cell = structure_factor(m, hkl0)
         if interpolating:
             smooth = tricubic(m, hkl)
@@ -257,7 +268,7 @@ def render_pixels(
             collect("scattering", {"hkl": hkl, "hkl0": hkl0, "F_latt": F_latt, "F_cell": F_cell,
                                    "term": term, "lattice": lat, "r0": r0})
         if not running:
-            acc = acc + torch.where(survive[..., None], term, torch.zeros_like(term)).sum(-1)
+            acc = acc + term.sum(-1)
             continue
         rank = torch.cumsum(reached.to(torch.int64), dim=-1)
         n_chunk = rank[..., -1]
@@ -272,7 +283,9 @@ def render_pixels(
         after = torch.cat((suffix[:, 1:], torch.ones_like(suffix[:, :1])), dim=-1)  # prod_{q' > q}
         I = m.I_bg * suffix[:, 0] + (acc * after).sum(-1)
     else:
-        I = m.I_bg + acc.sum(-1)
+        if constant_F and not detailed:
+            acc = acc * (m.default_F * m.default_F)
+        I = m.I_bg + torch.where(survive, acc, torch.zeros_like(acc)).sum(-1)
 
     value = R_E_SQR * m.fluence * I / m.steps
     omega_final = first_nonzero(omega.reshape(P, -1), 0.0)

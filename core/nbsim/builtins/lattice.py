@@ -23,11 +23,15 @@ from nbsim.hookspecs import hookimpl
 
 
 def sincg(x: Tensor, n: Tensor) -> Tensor:
-    """sin(N x)/sin(x), N where x == 0 exactly (and where N <= 1: the factor is then 1)."""
-    safe = torch.where(x == 0, torch.ones_like(x), x)
-    value = torch.sin(safe * n) / torch.sin(safe)
-    value = torch.where(x == 0, n.expand_as(value) if n.dim() else n * torch.ones_like(x), value)
-    return torch.where(n > 1, value, torch.ones_like(value))
+    """sin(N x)/sin(x), N where x == 0 exactly.
+
+    The reference skips the factor when N <= 1; with N = 1 it is exactly 1 here as well
+    (sin(x)/sin(x)), and N below 1 cannot come from a command line (counts are clamped to 1).
+    """
+    zero = x == 0
+    if torch.is_grad_enabled() and (x.requires_grad or n.requires_grad):
+        x = torch.where(zero, torch.ones_like(x), x)  # keeps the gradient finite where x == 0
+    return torch.where(zero, n, torch.sin(x * n) / torch.sin(x))
 
 
 def sinc3(x: Tensor) -> Tensor:
@@ -47,10 +51,10 @@ def _offset_sqr(hkl: Tensor, hkl0: Tensor, n_cells: Tensor, reciprocal: Tensor) 
 @attrs.frozen
 class SquareLattice:
     name: str = "square"
+    needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
-        f = sincg(math.pi * hkl, n_cells)
-        return f[..., 0] * f[..., 1] * f[..., 2]
+        return sincg(math.pi * hkl, n_cells).prod(-1)
 
 
 @attrs.frozen
