@@ -1,0 +1,85 @@
+"""Noise-image throughput: the C-identical generator and the torch sampler.
+
+    .venv/bin/python benchmarks/noise_throughput.py [--pixels 4096] [--out reports/benchmarks]
+
+Renders ``-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 -distance 100`` on a
+square detector (4096 x 4096 by default), scales it as a fluence change would so that the
+mean pixel is 10 photons (many pixels then take the reference's rejection path, mean >= 12),
+and times both noise generators on one thread.  Writes JSON and Markdown to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nbsim import RunConfig, build_model, select_physics
+from nbsim.noise import noise_counts
+from nbsim.pipeline import render
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGV = "-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 -distance 100 -seed 1"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pixels", type=int, default=4096)
+    parser.add_argument("--out", default=str(ROOT / "reports" / "benchmarks"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = RunConfig.from_nanobragg_argv(f"{ARGV} -detpixels {args.pixels}".split())
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        image = render(build_model(config), select_physics(config)).image.to(torch.float32).numpy()
+    render_s = time.perf_counter() - t0
+    factor = 10.0 / float(image.mean(dtype=np.float64))
+    image = (image * np.float32(factor)).astype(np.float32)
+    n = image.size
+    results = {}
+    for method in ("c", "torch"):
+        noise_counts(image[:64, :64], config, method=method)  # compile / warm up
+        t = time.perf_counter()
+        counts = noise_counts(image, config, method=method)
+        seconds = time.perf_counter() - t
+        results[method] = {"seconds": seconds, "pixels_per_second": n / seconds,
+                           "mean_counts": float(counts.mean())}
+        print(f"{method:6s} {n / seconds / 1e6:6.2f} M pixels/s ({seconds:.2f} s)", flush=True)
+    record = {
+        "argv": f"{ARGV} -detpixels {args.pixels}", "pixels": n, "fluence_factor": factor,
+        "mean_photons": float(image.mean(dtype=np.float64)),
+        "fraction_at_or_above_12": float((image >= 12).mean()),
+        "render_seconds": render_s, "threads": 1, "results": results,
+        "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                        "platform": platform.platform(), "processor": platform.processor()},
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "noise_throughput.json").write_text(json.dumps(record, indent=1) + "\n")
+    lines = [
+        "# Noise-image throughput",
+        "",
+        f"`.venv/bin/python benchmarks/noise_throughput.py --pixels {args.pixels}`: {args.pixels}x{args.pixels} image "
+        f"of `{ARGV}`, scaled (fluence x {factor:.4g}) to a mean of {record['mean_photons']:.3g} photons; "
+        f"{100 * record['fraction_at_or_above_12']:.1f}% of pixels at or above 12 (rejection path). One thread.",
+        "",
+        "| generator | pixels/s | seconds |",
+        "|---|---|---|",
+    ]
+    for method, label in (("c", "C-identical (`--noise-rng c`, numba)"), ("torch", "torch.poisson (`--noise-rng torch`)")):
+        r = results[method]
+        lines.append(f"| {label} | {r['pixels_per_second'] / 1e6:.2f} M | {r['seconds']:.2f} |")
+    lines.append("")
+    lines.append(f"Environment: {record['environment']}")
+    (out / "noise_throughput.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
