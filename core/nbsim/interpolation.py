@@ -17,13 +17,12 @@ from torch import Tensor
 from nbsim.model import Model
 
 
-@attrs.define
-class InterpolationState:
-    """Whether interpolation is still on, and the warning values of the evaluation that ended it."""
+@attrs.frozen
+class InterpolationSwitch:
+    """The evaluation that ended interpolation: its (h, k, l, h0, k0, l0) and pixel (flat index)."""
 
-    active: bool
-    switched_at: tuple[float, float, float, int, int, int] | None = None
-    pixel: int | None = None  # flat raster index of the pixel where it ended
+    hkl: tuple[float, float, float, int, int, int]
+    pixel: int
 
 
 def out_of_range(m: Model, hkl: Tensor) -> Tensor:

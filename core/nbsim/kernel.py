@@ -25,7 +25,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from nbsim.interpolation import InterpolationState, out_of_range, tricubic
+from nbsim.interpolation import InterpolationSwitch, out_of_range, tricubic
 from nbsim.model import R_E_SQR, Model
 from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
 from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
@@ -158,14 +158,17 @@ def render_pixels(
     order: PassOrder,
     *,
     orientation_chunk: int,
-    interpolation: InterpolationState | None = None,
+    interpolating: bool = False,
     collect: Callable[[str, dict], None] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Pixel values (P,) and their summed solid angles (P,) for flat raster indices ``idx``.
+) -> tuple[Tensor, Tensor, InterpolationSwitch | None]:
+    """Pixel values (P,), their summed solid angles (P,) and where interpolation ended, if it did.
+
+    ``idx`` are flat raster indices in increasing order.  The function has no side effects,
+    so that a chunk can be recomputed (gradient checkpointing).
 
     :param orientation_chunk: how many (phi step, domain) orientations to evaluate at once.
-    :param interpolation: the run's interpolation state, updated when an evaluation of this
-        chunk ends interpolation (chunks must come in raster order).
+    :param interpolating: whether tricubic interpolation is still on when the chunk starts
+        (chunks come in raster order; the returned switch, if any, turns it off for the next).
     :param collect: when given, called with ("geometry" | "scattering" | "pixel", tensors)
         for these pixels (used for tracing; the pixels should be few).
     """
@@ -202,7 +205,7 @@ def render_pixels(
     water = cfg.beam.water_size != 0.0
     reciprocal = m.lattice.reciprocal
 
-    interpolating = cfg.crystal.interpolate and interpolation is not None and interpolation.active
+    interpolating = cfg.crystal.interpolate and interpolating
     constant_F = m.F_grid is None or cfg.crystal.hkls == 0
     # the common case sums F_latt^2 only; the rest needs every term and its bookkeeping
     detailed = running or interpolating or collect is not None
@@ -228,7 +231,7 @@ def render_pixels(
         pq = torch.arange(P * Q, device=m.device).reshape(P, Q, 1)
         return pq * R + torch.arange(r0, r0 + rc, device=m.device)
 
-    switch_key = None
+    switch_key = switch = None
     single = R <= orientation_chunk
     if interpolating:
         # the first out-of-range evaluation in loop order ends interpolation, for good
@@ -245,9 +248,7 @@ def render_pixels(
         if best is not None:
             switch_key = best[0]
             h, h0 = best[1].tolist(), [int(x) for x in best[2].tolist()]
-            interpolation.active = False
-            interpolation.switched_at = (*h, *h0)
-            interpolation.pixel = int(idx[switch_key // (Q * R)])
+            switch = InterpolationSwitch(hkl=(*h, *h0), pixel=int(idx[switch_key // (Q * R)]))
 
     acc = torch.zeros((P, Q), dtype=m.dtype, device=m.device)
     count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if running else None
@@ -310,7 +311,7 @@ def render_pixels(
     if collect is not None:
         collect("pixel", {"I": I, "value": value, "omega": omega_final, "capture": capture_final,
                           "polar": polar_final, "steps": m.steps})
-    return value, omega_sum
+    return value, omega_sum, switch
 
 
 def memory_plan(m: Model, budget_bytes: int) -> tuple[int, int]:

@@ -10,6 +10,7 @@ a differentiable function of them.  The names ``params`` accepts are listed in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import attrs
@@ -21,7 +22,7 @@ from nbsim import rng
 from nbsim.config import RunConfig
 from nbsim.crystal import Lattice, build_lattice
 from nbsim.geometry import DetectorGeometry, place_detector
-from nbsim.sources import Sources, generated_sources, listed_sources
+from nbsim.sources import Sources, divergence_grid, generated_sources, listed_sources
 
 R_E_SQR = 7.94079248018965e-30  # Thomson cross section, m^2
 AVOGADRO = 6.02214179e23
@@ -32,7 +33,7 @@ WATER_MW = 18.0
 PARAMETERS = {
     "cell": "(6,) a, b, c (Å), alpha, beta, gamma (radians)",
     "reciprocal_matrix": "(3, 3) rows a*, b*, c* of a -mat file (λ-scaled, dimensionless)",
-    "misset": "(3,) radians about x, y, z",
+    "misset": "(3,) radians about x, y, z (applied even when the configuration has no -misset)",
     "n_cells": "(3,) Na, Nb, Nc (real numbers)",
     "mosaic_spread": "radians (scales the fixed random domain rotations)",
     "phi0": "radians",
@@ -88,6 +89,7 @@ class Model:
     I_bg: Tensor
     steps: int
     rendered: Tensor  # (N,) int64 flat indices of rendered pixels, raster order
+    anchor: Tensor  # 0 * every parameter: added to the image (zero, not missing, gradients)
 
     @property
     def n_sources(self) -> int:
@@ -122,6 +124,32 @@ def rendered_pixels(config: RunConfig, device=None) -> Tensor:
     return torch.from_numpy(np.flatnonzero(keep)).to(device=device)
 
 
+def initial_value(config: RunConfig, name: str):
+    """The configuration's value of parameter ``name`` (see ``PARAMETERS``), as a float or tuple.
+
+    :raises ValueError: for a parameter the configuration does not have (a cell with -mat
+        only, a structure-factor grid without -hkl, a close distance never given).
+    """
+    b, d, c, s = config.beam, config.detector, config.crystal, config.sampling
+    values = {
+        "cell": c.cell, "reciprocal_matrix": c.reciprocal_matrix, "misset": c.misset or (0.0, 0.0, 0.0),
+        "n_cells": c.n_cells, "mosaic_spread": c.mosaic_spread, "phi0": s.phi0, "phistep": s.phistep,
+        "wavelength": b.wavelength, "dispersion": b.dispersion, "hdivrange": b.hdivrange,
+        "vdivrange": b.vdivrange, "distance": d.distance, "close_distance": d.close_distance,
+        "beam_center": (d.Xbeam, d.Ybeam), "detector_rotation": (d.rotx, d.roty, d.rotz),
+        "twotheta": d.twotheta, "pixel_size": d.pixel_size, "polarization": b.polarization,
+        "fluence": b.fluence, "default_F": c.default_F,
+        "structure_factors": None if c.structure_factors is None else c.structure_factors.grid,
+        "detector_thickness": d.thickness, "attenuation_depth": 1.0 / d.mu if d.mu > 0 else math.inf,
+        "fudge": c.fudge,
+    }
+    if name not in values:
+        raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
+    if values[name] is None:
+        raise ValueError(f"this configuration has no {name} ({PARAMETERS[name]})")
+    return values[name]
+
+
 def build_model(
     config: RunConfig,
     *,
@@ -133,6 +161,7 @@ def build_model(
 
     :param params: replacements for continuous parameters (see ``PARAMETERS``); each is
         moved to ``device`` and ``dtype`` and used wherever the configuration's value would be.
+        A parameter the configuration does not use still gets a gradient: exactly zero.
     """
     device = torch.device(device)
     params = dict(params or {})
@@ -143,30 +172,33 @@ def build_model(
     def t(value) -> Tensor:
         return torch.as_tensor(value, dtype=dtype, device=device)
 
-    def p(name: str, default) -> Tensor:
+    def p(name: str) -> Tensor:
         if name in params:
             return params[name].to(device=device, dtype=dtype)
-        return t(default)
+        return t(initial_value(config, name))
+
+    def scaled(step: float, name: str, configured: float) -> Tensor:
+        """A step that keeps its ratio to its range when the range is a parameter."""
+        return t(step) * (p(name) / configured) if name in params else t(step)
 
     b, d, c, s = config.beam, config.detector, config.crystal, config.sampling
 
-    wavelength = p("wavelength", b.wavelength)
+    wavelength = p("wavelength")
     beam = t(b.direction)
     polar_vector = t(b.polar_vector)
 
     # detector
-    pixel_size = p("pixel_size", d.pixel_size)
-    center = p("beam_center", (d.Xbeam, d.Ybeam))
-    Fbeam, Sbeam = _beam_spot(d, center, pixel_size)
-    rot = p("detector_rotation", (d.rotx, d.roty, d.rotz))
-    close = p("close_distance", d.close_distance) if d.close_distance is not None else None
+    pixel_size = p("pixel_size")
+    Fbeam, Sbeam = _beam_spot(d, p("beam_center"), pixel_size)
+    rot = p("detector_rotation")
     Fclose, Sclose = t(d.Fclose), t(d.Sclose)
     if d.convention == "custom":
         Fclose, Sclose = Fbeam, Sbeam
+    close = p("close_distance") if d.close_distance is not None else None
     geometry = place_detector(
         fdet0=t(d.fdet), sdet0=t(d.sdet), odet0=t(d.odet), beam=beam, twotheta_axis=t(d.twotheta_axis),
-        rotx=rot[0], roty=rot[1], rotz=rot[2], twotheta=p("twotheta", d.twotheta),
-        distance=p("distance", d.distance), close_distance=close,
+        rotx=rot[0], roty=rot[1], rotz=rot[2], twotheta=p("twotheta"),
+        distance=p("distance") if close is None else t(d.distance), close_distance=close,
         Fbeam=Fbeam, Sbeam=Sbeam, Fclose=Fclose, Sclose=Sclose, pixel_size=pixel_size, pivot=d.pivot,
     )
 
@@ -178,70 +210,69 @@ def build_model(
         sources = listed_sources(table=t(table), beam=beam, wavelength=wavelength,
                                  source_distance=b.source_distance)
     else:
-        dispersion = p("dispersion", b.dispersion)
-        hrange = p("hdivrange", b.hdivrange)
-        vrange = p("vdivrange", b.vdivrange)
-        # steps follow their range when it is refined (the counts are fixed)
-        hstep = hrange / max(b.hdivsteps - 1, 1) if "hdivrange" in params else t(b.hdivstep)
-        vstep = vrange / max(b.vdivsteps - 1, 1) if "vdivrange" in params else t(b.vdivstep)
-        dstep = dispersion / max(b.dispsteps - 1, 1) if "dispersion" in params else t(b.dispstep)
+        hrange = p("hdivrange") if b.hdivrange > 0 else t(0.0)
+        vrange = p("vdivrange") if b.vdivrange > 0 else t(0.0)
+        dispersion = p("dispersion") if b.dispersion > 0 else t(0.0)
+        kept = divergence_grid(b.hdivsteps, b.hdivrange, b.hdivstep, b.vdivsteps, b.vdivrange, b.vdivstep,
+                               b.round_div)
         sources = generated_sources(
-            beam=beam, polar=polar_vector, wavelength=wavelength,
-            hdivrange=hrange, hdivstep=hstep, hdivsteps=b.hdivsteps,
-            vdivrange=vrange, vdivstep=vstep, vdivsteps=b.vdivsteps,
-            dispersion=dispersion, dispstep=dstep, dispsteps=b.dispsteps,
-            round_div=b.round_div, source_distance=b.source_distance,
+            kept=kept, beam=beam, polar=polar_vector, wavelength=wavelength,
+            hdivrange=hrange, hdivstep=scaled(b.hdivstep, "hdivrange", b.hdivrange) if b.hdivrange > 0
+            else t(b.hdivstep), hdivsteps=b.hdivsteps,
+            vdivrange=vrange, vdivstep=scaled(b.vdivstep, "vdivrange", b.vdivrange) if b.vdivrange > 0
+            else t(b.vdivstep), vdivsteps=b.vdivsteps,
+            dispersion=dispersion, dispstep=scaled(b.dispstep, "dispersion", b.dispersion) if b.dispersion > 0
+            else t(b.dispstep), dispsteps=b.dispsteps, source_distance=b.source_distance,
         )
 
     # crystal
-    cell = p("cell", c.cell) if c.cell is not None else None
-    matrix = p("reciprocal_matrix", c.reciprocal_matrix) if c.reciprocal_matrix is not None else None
-    misset = p("misset", c.misset) if c.misset is not None else None
+    cell = p("cell") if c.cell is not None else None
+    matrix = p("reciprocal_matrix") if c.reciprocal_matrix is not None else None
+    misset = p("misset") if (c.misset is not None or "misset" in params) else None
     lattice = build_lattice(cell=cell, matrix=matrix, wavelength=wavelength, misset=misset)
     base_vectors = lattice.real * 1e-10
-    n_cells = p("n_cells", c.n_cells)
-
-    phi0 = p("phi0", s.phi0)
-    phistep = p("phistep", s.phistep)
-    phi = phi0 + phistep * torch.arange(s.phisteps, dtype=dtype, device=device)
+    n_cells = p("n_cells")
+    phi = p("phi0") + p("phistep") * torch.arange(s.phisteps, dtype=dtype, device=device)
 
     mosaic = None
     if c.mosaic_spread > 0.0:
         umats, axes, angles = reference_stream(config)[1]
         if "mosaic_spread" in params:
             # the same random axes and angle fractions, scaled by the (differentiable) spread
-            scale = p("mosaic_spread", c.mosaic_spread) / c.mosaic_spread
-            mosaic = axis_angle_matrices(t(axes), t(angles) * scale)
+            mosaic = axis_angle_matrices(t(axes), t(angles) * (p("mosaic_spread") / c.mosaic_spread))
         else:
             mosaic = t(umats)
 
     # structure factors
     F_grid = F_shape = None
     if c.structure_factors is not None:
-        grid = p("structure_factors", c.structure_factors.grid)
+        grid = p("structure_factors")
         F_shape = tuple(grid.shape)
         F_grid = grid.reshape(-1)
 
     oversample = s.oversample
-    subpixel_size = pixel_size / oversample
-    fluence = p("fluence", b.fluence)
-    thickness = p("detector_thickness", d.thickness)
-    if "detector_thickness" in params:
-        thickstep = thickness / max(d.thicksteps - 1, 1) if d.thicksteps > 2 else thickness / 2.0
+    fluence = p("fluence")
+    if d.thickness > 0:
+        thickness = p("detector_thickness")
+        thickstep = scaled(d.thickstep, "detector_thickness", d.thickness)
     else:
-        thickstep = t(d.thickstep)
-    mu = 1.0 / p("attenuation_depth", 1.0 / d.mu) if "attenuation_depth" in params else t(d.mu)
+        thickness, thickstep = t(d.thickness), t(d.thickstep)
+    mu = 1.0 / p("attenuation_depth") if ("attenuation_depth" in params and d.mu > 0) else t(d.mu)
     w = b.water_size
     I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
     steps = len(sources.wavelengths) * c.mosaic_domains * s.phisteps * oversample * oversample
+    kahn, fudge, default_F = p("polarization"), p("fudge"), p("default_F")
+    # every parameter reaches the image, so that one the configuration (or a plugin) does not
+    # use gets an exact zero gradient instead of none
+    anchor = sum((0.0 * params[k].to(device=device, dtype=dtype).sum() for k in params), t(0.0))
     return Model(
         config=config, device=device, dtype=dtype, geometry=geometry, sources=sources, lattice=lattice,
         base_vectors=base_vectors, n_cells=n_cells, phi=phi, spindle=t(s.spindle_axis), mosaic=mosaic,
         domains=c.mosaic_domains, oversample=oversample, pixel_size=pixel_size,
-        subpixel_size=subpixel_size, thickstep=thickstep, thicksteps=d.thicksteps, mu=mu,
-        thickness=thickness, kahn=p("polarization", b.polarization), polar_vector=polar_vector,
-        fudge=p("fudge", c.fudge), default_F=p("default_F", c.default_F), F_grid=F_grid, F_shape=F_shape,
-        fluence=fluence, I_bg=I_bg, steps=steps, rendered=rendered_pixels(config, device),
+        subpixel_size=pixel_size / oversample, thickstep=thickstep, thicksteps=d.thicksteps, mu=mu,
+        thickness=thickness, kahn=kahn, polar_vector=polar_vector, fudge=fudge, default_F=default_F,
+        F_grid=F_grid, F_shape=F_shape, fluence=fluence, I_bg=I_bg, steps=steps,
+        rendered=rendered_pixels(config, device), anchor=anchor,
     )
 
 

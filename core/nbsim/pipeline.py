@@ -7,13 +7,14 @@ orientations when needed (:func:`nbsim.kernel.memory_plan`).  Every other pixel 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import attrs
 import torch
+import torch.utils.checkpoint
 from torch import Tensor
 
-from nbsim.interpolation import InterpolationState
 from nbsim.kernel import PassOrder, Physics, memory_plan, pass_geometry, render_pixels
 from nbsim.model import Model
 
@@ -26,6 +27,8 @@ class Render:
     omega_sum: float  # the reference's solid-angle sum (for its printout)
     #: (h, k, l, h0, k0, l0) of the evaluation that ended tricubic interpolation, if one did
     interpolation_switch: tuple | None = None
+    #: values of the requested ``pixels``, in their order (None when the whole detector was asked)
+    values: Tensor | None = None
 
 
 def row_blocks(spixels: int, blocks: int, device=None) -> Tensor:
@@ -65,13 +68,19 @@ def render(
     physics: Physics,
     *,
     max_memory: int = DEFAULT_MAX_MEMORY,
+    pixels: Tensor | None = None,
+    checkpoint: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     trace: Callable[[str, dict, dict], None] | None = None,
     traced: list[tuple[int, int]] | None = None,
 ) -> Render:
-    """Render every pixel of ``m``.
+    """Render the pixels of ``m`` (or only ``pixels``).
 
     :param max_memory: working-memory budget in bytes for one chunk.
+    :param pixels: flat indices (slow*fpixels + fast) to render instead of the whole detector;
+        ``Render.values`` then holds their values in the order given (0 outside the ROI/mask).
+    :param checkpoint: recompute each chunk during the backward pass instead of keeping its
+        graph (bounded memory for gradients); default: when gradients are being recorded.
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
     :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
@@ -80,24 +89,40 @@ def render(
     fpixels, spixels = cfg.detector.fpixels, cfg.detector.spixels
     pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory)
     order = pass_order(m, physics, pixels_per_chunk)
-    total = int(m.rendered.shape[0])
+    targets = m.rendered
+    if pixels is not None:
+        wanted = torch.as_tensor(pixels, device=m.device).reshape(-1)
+        if wanted.numel() and (int(wanted.min()) < 0 or int(wanted.max()) >= fpixels * spixels):
+            raise ValueError(f"pixels must be flat indices in 0..{fpixels * spixels - 1}")
+        targets = torch.unique(wanted[torch.isin(wanted, m.rendered)])  # sorted: raster order
+    if checkpoint is None:
+        checkpoint = torch.is_grad_enabled()
+    total = int(targets.shape[0])
     values, omega_sum = [], 0.0
-    interpolation = InterpolationState(active=cfg.crystal.interpolate)
+    interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):
-        idx = m.rendered[start:start + pixels_per_chunk]
-        v, om = render_pixels(m, idx, physics, order, orientation_chunk=orientation_chunk,
-                              interpolation=interpolation)
+        idx = targets[start:start + pixels_per_chunk]
+        chunk = functools.partial(render_pixels, m, idx, physics, order, orientation_chunk=orientation_chunk,
+                                  interpolating=interpolating)
+        if checkpoint:
+            v, om, new_switch = torch.utils.checkpoint.checkpoint(chunk, use_reentrant=False)
+        else:
+            v, om, new_switch = chunk()
+        if new_switch is not None:
+            interpolating, switch = False, new_switch
         values.append(v)
         omega_sum += float(om.sum())
         if progress is not None:
             progress(min(start + pixels_per_chunk, total), total)
     flat = torch.zeros(fpixels * spixels, dtype=m.dtype, device=m.device)
     if values:
-        flat = flat.scatter(0, m.rendered, torch.cat(values))
+        flat = flat.scatter(0, targets, torch.cat(values))
+    flat = flat + m.anchor  # exact zero gradients for parameters the configuration does not use
     if trace is not None and traced:
-        _trace_pixels(m, physics, order, traced, trace, interpolation.pixel)
+        _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
+    selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None
     return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum,
-                  interpolation_switch=interpolation.switched_at)
+                  interpolation_switch=None if switch is None else switch.hkl, values=selected)
 
 
 def _trace_pixels(m, physics, order, traced, trace, switch_pixel) -> None:
@@ -108,11 +133,10 @@ def _trace_pixels(m, physics, order, traced, trace, switch_pixel) -> None:
         return
     stages: dict[str, list] = {}
     with torch.no_grad():
-        for one in idx:  # few pixels; each sees interpolation as the render did (to pixel resolution)
-            state = InterpolationState(active=m.config.crystal.interpolate
-                                       and (switch_pixel is None or int(one) <= switch_pixel))
+        for one in idx:  # few pixels; each sees interpolation as the render did
+            active = switch_pixel is None or int(one) <= switch_pixel
             render_pixels(m, one[None], physics, order, orientation_chunk=m.phisteps * m.domains,
-                          interpolation=state, collect=lambda stage, t: stages.setdefault(stage, []).append(t))
+                          interpolating=active, collect=lambda stage, t: stages.setdefault(stage, []).append(t))
     stages = {k: _concat(v) for k, v in stages.items()}
     chunk = {
         "fast": [int(i) % fpixels for i in idx], "slow": [int(i) // fpixels for i in idx],

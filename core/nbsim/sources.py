@@ -56,6 +56,7 @@ def _trim_test(x: float, step: float, steps: int, rng: float) -> float:
 
 def generated_sources(
     *,
+    kept: list[tuple[int, int]],
     beam: Tensor,
     polar: Tensor,
     wavelength: Tensor,
@@ -68,12 +69,10 @@ def generated_sources(
     dispersion: Tensor,
     dispstep: Tensor,
     dispsteps: int,
-    round_div: bool,
     source_distance: float = 10.0,
 ) -> Sources:
-    kept = divergence_grid(
-        hdivsteps, float(hdivrange), float(hdivstep), vdivsteps, float(vdivrange), float(vdivstep), round_div
-    )
+    """Sources at the ``kept`` divergence grid points (see :func:`divergence_grid`), each with
+    every wavelength; ranges and steps may be tensors (differentiable)."""
     vert, _ = unitize(cross(beam, polar))
     i = torch.tensor([k[0] for k in kept], dtype=beam.dtype, device=beam.device)
     j = torch.tensor([k[1] for k in kept], dtype=beam.dtype, device=beam.device)
@@ -89,7 +88,7 @@ def generated_sources(
     wavelengths = lambdas[None, :].expand(len(kept), dispsteps).reshape(n)
     directions, _ = unitize(positions)
     weights = torch.full((n,), 1.0 / n, dtype=beam.dtype, device=beam.device)
-    points = [(float(a), float(b)) for a, b in zip(hdiv, vdiv)]
+    points = [(float(a), float(b)) for a, b in zip(hdiv.detach(), vdiv.detach())]  # for printing
     return Sources(directions, wavelengths, positions, weights, points)
 
 

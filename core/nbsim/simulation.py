@@ -1,0 +1,92 @@
+"""A differentiable simulation for scientists: parameters as tensors, images as tensors.
+
+>>> sim = Simulation.from_argv("-cell 70 80 90 75 85 95 -default_F 100 -N 5 -detpixels 64".split())
+>>> params = sim.parameters("cell", "distance")          # tensors that require grad
+>>> image = sim.image(params)                             # (64, 64), differentiable
+>>> image.sum().backward()                                # params["cell"].grad, params["distance"].grad
+
+Parameter names and units: ``nbsim.model.PARAMETERS`` (``docs/python-api.md``).  Rendering
+with gradients recomputes each chunk during the backward pass (checkpointing), so memory
+stays bounded on large detectors.  A parameter the configuration does not use gets a zero
+gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nbsim.api import select_physics
+from nbsim.config import RunConfig
+from nbsim.model import PARAMETERS, Model, build_model, initial_value
+from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
+
+
+class Simulation:
+    """A configuration, the selected physics, a device and a dtype."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float64,
+        phi_policy: str = "spec",
+        lattice: str | None = None,
+        polarization: str | None = None,
+        policy_options: Mapping[str, Any] | None = None,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+    ):
+        self.config = config
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.physics = select_physics(config, phi_policy=phi_policy, lattice=lattice, polarization=polarization,
+                                      options=policy_options)
+        self.max_memory = max_memory
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str], **options) -> "Simulation":
+        """A simulation of a nanoBragg command line (flags only, no program name)."""
+        return cls(RunConfig.from_nanobragg_argv(list(argv)), **options)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.config.detector.spixels, self.config.detector.fpixels
+
+    def initial(self, name: str) -> Tensor:
+        """The configuration's value of parameter ``name`` as a tensor (SI units)."""
+        return torch.as_tensor(initial_value(self.config, name), dtype=self.dtype, device=self.device)
+
+    def parameters(self, *names: str, requires_grad: bool = True) -> dict[str, Tensor]:
+        """Fresh leaf tensors holding the configuration's values of ``names``."""
+        unknown = [n for n in names if n not in PARAMETERS]
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
+        return {n: self.initial(n).clone().requires_grad_(requires_grad) for n in names}
+
+    def model(self, params: Mapping[str, Tensor] | None = None) -> Model:
+        return build_model(self.config, device=self.device, dtype=self.dtype, params=params)
+
+    def image(self, params: Mapping[str, Tensor] | None = None, *, roi: tuple[int, int, int, int] | None = None,
+              checkpoint: bool | None = None) -> Tensor:
+        """The float image (spixels, fpixels), or its ``roi`` = (xmin, xmax, ymin, ymax) crop."""
+        model = self.model(params)
+        if roi is None:
+            return render(model, self.physics, max_memory=self.max_memory, checkpoint=checkpoint).image
+        xmin, xmax, ymin, ymax = roi
+        f = torch.arange(xmin, xmax + 1, device=self.device)
+        s = torch.arange(ymin, ymax + 1, device=self.device)
+        flat = (s[:, None] * self.config.detector.fpixels + f[None, :]).reshape(-1)
+        values = render(model, self.physics, max_memory=self.max_memory, pixels=flat, checkpoint=checkpoint).values
+        return values.reshape(len(s), len(f))
+
+    def pixels(self, pixels: Tensor, params: Mapping[str, Tensor] | None = None, *,
+               checkpoint: bool | None = None) -> Tensor:
+        """Values of the listed pixels: (N, 2) (slow, fast) indices or (N,) flat indices."""
+        pixels = torch.as_tensor(pixels, device=self.device)
+        flat = pixels[:, 0] * self.config.detector.fpixels + pixels[:, 1] if pixels.dim() == 2 else pixels
+        model = self.model(params)
+        return render(model, self.physics, max_memory=self.max_memory, pixels=flat, checkpoint=checkpoint).values
