@@ -85,10 +85,8 @@ def _plugin_options():
     return opts, system
 
 
-def _make_run_command() -> click.Command:
-    plugin_opts, system = _plugin_options()
-    params = [
-        click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
+def _common_options(plugin_opts) -> list:
+    return [
         click.Option(["--phi-policy"], default="spec", show_default=True, metavar="NAME",
                      help="phi rotation policy: spec (every step rotates the reference lattice) or an "
                           "installed plugin such as c-parity"),
@@ -101,12 +99,38 @@ def _make_run_command() -> click.Command:
                      help="lattice factor plugin (default: from -square_xtal/-round_xtal/...)"),
         click.Option(["--polarization"], default=None, metavar="NAME",
                      help="polarization model plugin (default: kahn, or none with -nopolar)"),
+        *plugin_opts,
+        click.Argument(["flags"], nargs=-1, type=click.UNPROCESSED),
+    ]
+
+
+def _plugin_choices(system, phi_policy: str, plugin_values: dict) -> dict:
+    """Values of the selected policy's plugin options; an option of another policy is an error."""
+    chosen = {}
+    for spec in (system.options if system else []):
+        value = plugin_values.get(spec.name.lstrip("-").replace("-", "_"))
+        if value is not None and spec.owner != phi_policy:
+            raise UsageError(f"{spec.name} belongs to --phi-policy {spec.owner}, not {phi_policy}")
+        if spec.owner == phi_policy:
+            chosen[spec.name] = spec.default if value is None else value
+    return chosen
+
+
+def _memory(max_memory: str | None) -> int:
+    try:
+        return parse_memory(max_memory) if max_memory else DEFAULT_MAX_MEMORY
+    except click.BadParameter as exc:
+        raise UsageError(f"--max-memory: {exc.message}") from None
+
+
+def _make_run_command(plugin_opts, system) -> click.Command:
+    params = [
+        click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
         click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
                      help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
         click.Option(["--provenance"], default=None, metavar="FILE",
                      help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
-        *plugin_opts,
-        click.Argument(["flags"], nargs=-1, type=click.UNPROCESSED),
+        *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, noise_rng, provenance,
@@ -114,28 +138,17 @@ def _make_run_command() -> click.Command:
         from nbsim.runner import RunOptions, run
 
         try:
-            chosen = {}
-            for spec in (system.options if system else []):
-                key = spec.name.lstrip("-").replace("-", "_")
-                value = plugin_values.get(key)
-                if value is not None and spec.owner != phi_policy:
-                    raise UsageError(f"{spec.name} belongs to --phi-policy {spec.owner}, not {phi_policy}")
-                if spec.owner == phi_policy:
-                    chosen[spec.name] = spec.default if value is None else value
             argv = (EXAMPLE_ARGV if example else ()) + tuple(flags)
             if not argv:
                 raise UsageError("no nanoBragg flags given (try 'nbsim run --example' or 'nbsim run --help')")
             options = RunOptions(
-                phi_policy=phi_policy, device=device, dtype=dtype,
-                max_memory=parse_memory(max_memory) if max_memory else DEFAULT_MAX_MEMORY,
+                phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
-                plugin_options=chosen,
+                plugin_options=_plugin_choices(system, phi_policy, plugin_values),
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:
             _fail(exc)
-        except click.BadParameter as exc:
-            _fail(UsageError(f"--max-memory: {exc.message}"))
 
     return RunCommand(
         "run", params=params, callback=callback,
@@ -144,6 +157,74 @@ def _make_run_command() -> click.Command:
         short_help="render an image from nanoBragg flags",
         epilog=" ",
     )
+
+
+def _make_refine_command(plugin_opts, system) -> click.Command:
+    from nbsim.refine import UNITS
+
+    params = [
+        click.Option(["--observed"], required=True, metavar="IMAGE",
+                     help="observed image: SMV (its -adc offset removed) or raw float32"),
+        click.Option(["--refine", "refine_names"], required=True, metavar="NAMES",
+                     help=f"comma-separated parameters to refine: {', '.join(UNITS)}"),
+        click.Option(["--json", "json_out"], default=None, metavar="FILE",
+                     help="write start and refined values, scale and loss history as JSON"),
+        click.Option(["--optimizer"], type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
+        click.Option(["--iterations"], type=click.IntRange(1), default=60, show_default=True,
+                     help="optimizer steps per stage (L-BFGS: inner iterations)"),
+        click.Option(["--stages"], default="4,1", show_default=True, metavar="B,B,...",
+                     help="block sizes of the coarse-to-fine stages (1 = full resolution)"),
+        *_common_options(plugin_opts),
+    ]
+
+    def callback(observed, refine_names, json_out, optimizer, iterations, stages, phi_policy, device, dtype,
+                 max_memory, lattice, polarization, flags, **plugin_values):
+        from nbsim.refine import Refinement, read_observed
+        from nbsim.simulation import Simulation
+
+        try:
+            try:
+                blocks = [int(x) for x in stages.split(",") if x.strip()]
+            except ValueError:
+                raise UsageError(f"--stages: expected block sizes such as 4,1, got {stages!r}") from None
+            if not blocks or min(blocks) < 1:
+                raise UsageError(f"--stages: expected positive block sizes, got {stages!r}")
+            sim = Simulation.from_argv(
+                list(flags), device=device, dtype=torch_dtype(dtype),
+                phi_policy=phi_policy, lattice=lattice, polarization=polarization,
+                policy_options=_plugin_choices(system, phi_policy, plugin_values), max_memory=_memory(max_memory),
+            )
+            for text in sim.config.warnings:
+                click.echo(f"nbsim: warning: {text}", err=True)
+            names = [n.strip() for n in refine_names.split(",") if n.strip()]
+            refinement = Refinement(sim, read_observed(observed, sim), names)
+            result = refinement.run(optimizer=optimizer, stages=blocks, iterations=iterations,
+                                    progress=lambda line: click.echo(line, err=True))
+            for line in result.table():
+                click.echo(line)
+            click.echo(f"loss {result.loss[0]:.6g} -> {result.loss[-1]:.6g} in {result.evaluations} evaluations, "
+                       f"{result.seconds:.1f} s")
+            if json_out:
+                from nbsim.io import atomic
+
+                record = {"argv": list(flags), "observed": observed, "optimizer": optimizer, "stages": blocks,
+                          **result.to_json()}
+                atomic.write_bytes(json_out, (json.dumps(record, indent=2) + "\n").encode())
+        except NbsimError as exc:
+            _fail(exc)
+
+    return click.Command(
+        "refine", params=params, callback=callback,
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
+        help="Fit parameters of a nanoBragg model (its flags) to an observed image.",
+        short_help="refine model parameters against an image",
+    )
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"float64": torch.float64, "float32": torch.float32}[name]
 
 
 def _progress_bar(argv):
@@ -169,7 +250,9 @@ def cli():
     """nbsim: the nanoBragg diffraction simulator in PyTorch."""
 
 
-cli.add_command(_make_run_command())
+_PLUGIN_OPTIONS, _SYSTEM = _plugin_options()
+cli.add_command(_make_run_command(_PLUGIN_OPTIONS, _SYSTEM))
+cli.add_command(_make_refine_command(_PLUGIN_OPTIONS, _SYSTEM))
 
 
 @cli.command("plugins")

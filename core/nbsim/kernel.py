@@ -34,6 +34,10 @@ from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
 BYTES_PER_TERM = 160
 #: bytes of working memory per pass
 BYTES_PER_PASS = 600
+#: sub-evaluations per sub-chunk: small enough for the caches, large enough for the vector units
+TARGET_TERMS = 1 << 17
+#: passes per chunk worth the Python overhead of a chunk
+MIN_PASSES = 2048
 
 
 @attrs.frozen
@@ -315,14 +319,20 @@ def render_pixels(
 
 
 def memory_plan(m: Model, budget_bytes: int) -> tuple[int, int]:
-    """(pixels per chunk, orientations per sub-chunk) fitting ``budget_bytes``."""
+    """(pixels per chunk, orientations per sub-chunk).
+
+    Sub-chunks hold about ``TARGET_TERMS`` sub-evaluations, so that the working tensors stay
+    in cache (large tensors are slower per element on a CPU: each allocation is fresh memory);
+    chunks hold at least ``MIN_PASSES`` passes when they can, so that Python overhead stays
+    small; and nothing exceeds ``budget_bytes``, down to one pixel and one orientation.
+    """
     Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
     R = m.phisteps * m.domains
     scale = 2 if m.dtype == torch.float64 else 1
     per_term = BYTES_PER_TERM * scale // 2
     per_pass = BYTES_PER_PASS * scale // 2
-    usable = max(budget_bytes, 1 << 20)
-    orientation_chunk = max(1, min(R, usable // max(1, Q * per_term)))
-    per_pixel = Q * (per_pass + orientation_chunk * per_term)
-    pixels = max(1, min(int(m.rendered.shape[0]) or 1, usable // per_pixel))
-    return pixels, orientation_chunk
+    budget = max(int(budget_bytes), 1)
+    orientation_chunk = max(1, min(R, TARGET_TERMS // max(1, MIN_PASSES), budget // max(1, Q * per_term)))
+    pixels = max(1, TARGET_TERMS // max(1, Q * orientation_chunk), MIN_PASSES // max(1, Q))
+    pixels = max(1, min(pixels, budget // max(1, Q * (per_pass + orientation_chunk * per_term))))
+    return min(pixels, max(1, int(m.rendered.shape[0]))), orientation_chunk
