@@ -8,7 +8,7 @@ import torch
 
 import reference_loop
 from nbsim import RunConfig, build_model, select_physics
-from nbsim.kernel import first_nonzero
+from nbsim.kernel import first_nonzero, memory_plan
 from nbsim.pipeline import render
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 6 -pixel 0.5"
@@ -45,8 +45,11 @@ def test_chunk_size_does_not_change_the_image(policy):
     m = build_model(config)
     physics = select_physics(config, phi_policy=policy, options={"--c-threads": 2} if policy == "c-parity" else None)
     big = render(m, physics, max_memory=1 << 30).image
-    small = render(m, physics, max_memory=1).image  # one pixel and one orientation at a time
+    small = render(m, physics, max_memory=20_000).image  # one pixel at a time
+    assert memory_plan(m, 20_000)[0] == 1 and memory_plan(m, 1 << 30)[0] > 1
     assert torch.equal(big, small)
+    tiny = render(m, physics, max_memory=1).image  # one orientation at a time: sums in another order
+    assert torch.allclose(big, tiny, rtol=1e-13, atol=0)
 
 
 def test_first_nonzero():

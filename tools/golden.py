@@ -55,7 +55,12 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
-        return self.pixels_off == 0 and all(x in (None, True) for x in (self.int_ok, self.pgm_ok, self.noise_ok, self.stats_ok))
+        """Within the README's tolerance: the float image, and for float64 runs every other output."""
+        if self.pixels_off != 0:
+            return False
+        if self.dtype == "float32":  # the README gives float32 a float-image tolerance only
+            return True
+        return all(x in (None, True) for x in (self.int_ok, self.pgm_ok, self.noise_ok, self.stats_ok))
 
 
 def case_argv(name: str, *, policy: str = "spec", dtype: str = "float64", extra=()) -> list[str]:

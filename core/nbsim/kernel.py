@@ -38,6 +38,8 @@ BYTES_PER_PASS = 600
 TARGET_TERMS = 1 << 17
 #: passes per chunk worth the Python overhead of a chunk
 MIN_PASSES = 2048
+#: (phi step, domain) orientations summed together; fixed, so that chunking never changes a sum
+ORIENTATION_BLOCK = 64
 
 
 @attrs.frozen
@@ -207,7 +209,8 @@ def render_pixels(
     R = lattice_vectors.shape[1]
     scattering = geo["scattering"].reshape(P * Q, 3)
     water = cfg.beam.water_size != 0.0
-    reciprocal = m.lattice.reciprocal
+    cd = m.compute_dtype
+    reciprocal, n_cells, fudge = (x.to(cd) for x in (m.lattice.reciprocal, m.n_cells, m.fudge))
 
     interpolating = cfg.crystal.interpolate and interpolating
     constant_F = m.F_grid is None or cfg.crystal.hkls == 0
@@ -224,7 +227,7 @@ def render_pixels(
             hkl = torch.bmm(lat.reshape(P * Q, rc * 3, 3), scattering[:, :, None])
         hkl = hkl.reshape(P, Q, rc, 3)
         hkl0 = torch.ceil(hkl - 0.5) if nearest else None
-        F_latt = physics.lattice.evaluate(hkl, hkl0, m.n_cells, m.fudge, reciprocal)
+        F_latt = physics.lattice.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
         reached = None
         if detailed:
             # an evaluation reaches the structure factor unless F_latt is exactly 0 (and no water)
@@ -260,11 +263,11 @@ def render_pixels(
         lat, hkl, hkl0, F_latt, reached = evaluated if (interpolating and single) else evaluate(r0)
         if not detailed:
             acc = acc + (F_latt * F_latt if constant_F else
-                         torch.square(structure_factor(m, hkl0) * F_latt)).sum(-1)
+                         torch.square(structure_factor(m, hkl0).to(cd) * F_latt)).sum(-1).to(acc.dtype)
             continue
-        F_cell = structure_factor(m, hkl0)
+        F_cell = structure_factor(m, hkl0).to(cd)
         if interpolating:
-            smooth = tricubic(m, hkl)
+            smooth = tricubic(m, hkl).to(cd)
             if switch_key is not None:
                 smooth = torch.where(keys(r0, hkl.shape[2]) < switch_key, smooth, F_cell)
             F_cell = smooth
@@ -273,11 +276,12 @@ def render_pixels(
             collect("scattering", {"hkl": hkl, "hkl0": hkl0, "F_latt": F_latt, "F_cell": F_cell,
                                    "term": term, "lattice": lat, "r0": r0})
         if not running:
-            acc = acc + term.sum(-1)
+            acc = acc + term.sum(-1).to(acc.dtype)
             continue
         rank = torch.cumsum(reached.to(torch.int64), dim=-1)
         n_chunk = rank[..., -1]
         power = (n_chunk[..., None] - rank + 1).to(m.dtype)
+        term = term.to(acc.dtype)
         contrib = torch.where(reached, term * torch.pow(g[..., None], power), torch.zeros_like(term)).sum(-1)
         acc = acc * torch.pow(g, n_chunk.to(m.dtype)) + contrib
         count = count + n_chunk
@@ -321,18 +325,19 @@ def render_pixels(
 def memory_plan(m: Model, budget_bytes: int) -> tuple[int, int]:
     """(pixels per chunk, orientations per sub-chunk).
 
-    Sub-chunks hold about ``TARGET_TERMS`` sub-evaluations, so that the working tensors stay
-    in cache (large tensors are slower per element on a CPU: each allocation is fresh memory);
-    chunks hold at least ``MIN_PASSES`` passes when they can, so that Python overhead stays
-    small; and nothing exceeds ``budget_bytes``, down to one pixel and one orientation.
+    Orientations are summed in fixed blocks of ``ORIENTATION_BLOCK`` (fewer only when the
+    budget cannot hold one pixel's block), so that a pixel's value does not depend on the
+    chunking.  Chunks hold about ``TARGET_TERMS`` sub-evaluations, so that working tensors
+    stay in cache (a large tensor is slower per element on a CPU: each allocation is fresh
+    memory), and at least ``MIN_PASSES`` passes when they can (Python overhead); nothing
+    exceeds ``budget_bytes``, down to one pixel and one orientation.
     """
     Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
     R = m.phisteps * m.domains
-    scale = 2 if m.dtype == torch.float64 else 1
+    scale = 2 if m.compute_dtype == torch.float64 else 1
     per_term = BYTES_PER_TERM * scale // 2
-    per_pass = BYTES_PER_PASS * scale // 2
     budget = max(int(budget_bytes), 1)
-    orientation_chunk = max(1, min(R, TARGET_TERMS // max(1, MIN_PASSES), budget // max(1, Q * per_term)))
+    orientation_chunk = max(1, min(R, ORIENTATION_BLOCK, (budget // Q - BYTES_PER_PASS) // per_term))
     pixels = max(1, TARGET_TERMS // max(1, Q * orientation_chunk), MIN_PASSES // max(1, Q))
-    pixels = max(1, min(pixels, budget // max(1, Q * (per_pass + orientation_chunk * per_term))))
+    pixels = max(1, min(pixels, budget // max(1, Q * (BYTES_PER_PASS + orientation_chunk * per_term))))
     return min(pixels, max(1, int(m.rendered.shape[0]))), orientation_chunk

@@ -62,7 +62,8 @@ PARAMETERS = {
 class Model:
     config: RunConfig
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # of every tensor here (float64)
+    compute_dtype: torch.dtype  # of the sub-evaluations (lattice and structure factors, sums)
     geometry: DetectorGeometry
     sources: Sources
     lattice: Lattice
@@ -157,13 +158,19 @@ def build_model(
     dtype: torch.dtype = torch.float64,
     params: Mapping[str, Tensor] | None = None,
 ) -> Model:
-    """Tensors for rendering ``config`` on ``device`` in ``dtype``.
+    """Tensors for rendering ``config`` on ``device``, with sub-evaluations computed in ``dtype``.
+
+    Geometry, lattice, sources and Miller indices are always double precision (a float32
+    Miller index near 50 is only good to 4e-6, which a sharp lattice factor turns into large
+    errors); ``dtype`` is the precision of the lattice factors, structure factors and their
+    sums, where single precision is accurate (``nbsim.trig``) and faster.
 
     :param params: replacements for continuous parameters (see ``PARAMETERS``); each is
         moved to ``device`` and ``dtype`` and used wherever the configuration's value would be.
         A parameter the configuration does not use still gets a gradient: exactly zero.
     """
     device = torch.device(device)
+    compute_dtype, dtype = dtype, torch.float64
     params = dict(params or {})
     unknown = set(params) - set(PARAMETERS)
     if unknown:
@@ -266,7 +273,7 @@ def build_model(
     # use gets an exact zero gradient instead of none
     anchor = sum((0.0 * params[k].to(device=device, dtype=dtype).sum() for k in params), t(0.0))
     return Model(
-        config=config, device=device, dtype=dtype, geometry=geometry, sources=sources, lattice=lattice,
+        config=config, device=device, dtype=dtype, compute_dtype=compute_dtype, geometry=geometry, sources=sources, lattice=lattice,
         base_vectors=base_vectors, n_cells=n_cells, phi=phi, spindle=t(s.spindle_axis), mosaic=mosaic,
         domains=c.mosaic_domains, oversample=oversample, pixel_size=pixel_size,
         subpixel_size=pixel_size / oversample, thickstep=thickstep, thicksteps=d.thicksteps, mu=mu,

@@ -121,6 +121,7 @@ def render(
     if trace is not None and traced:
         _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
     selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None
+    flat = flat.to(m.compute_dtype)
     return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum,
                   interpolation_switch=None if switch is None else switch.hkl, values=selected)
 

@@ -76,8 +76,13 @@ class LatticeFactor(Protocol):
     def evaluate(self, hkl: Tensor, hkl0: Tensor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor) -> Tensor:
         """F_latt for every hkl.
 
-        :param hkl: (..., 3) fractional Miller indices.
-        :param hkl0: (..., 3) nearest integers, ceil(hkl - 0.5) (halves round down).
+        Miller indices always come in double precision (a single-precision index near 50 is
+        only good to 4e-6); the other tensors, and the result, are in the render's working
+        precision: compute ``hkl - hkl0`` (exact) before converting to it.
+
+        :param hkl: (..., 3) fractional Miller indices, float64.
+        :param hkl0: (..., 3) nearest integers, ceil(hkl - 0.5) (halves round down), float64;
+            None when the implementation declares ``needs_nearest = False``.
         :param n_cells: (3,) unit cells along a, b, c.
         :param fudge: () width factor of the spot shapes.
         :param reciprocal: (3, 3) rows a*, b*, c* of the unrotated lattice (Å⁻¹).

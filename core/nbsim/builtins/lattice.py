@@ -7,6 +7,7 @@
 * ``tophat``: Na Nb Nc where rad^2 fudge < 0.3969, else 0;
 where rad^2 = |(hkl - hkl0) . (a*, b*, c*)|^2 (Na Nb Nc)^2 uses the unrotated reciprocal
 vectors in Å⁻¹ (the reference's units: the spot width depends on the absolute cell size).
+Miller indices arrive in double precision; the result is in the precision of ``n_cells``.
 ``round`` is not differentiable where hkl crosses a half-integer (hkl0 jumps) and ``tophat``
 has zero gradient except on its edge, where it is not differentiable.
 """
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 
 from nbsim.hookspecs import hookimpl
+from nbsim.trig import sincg_pi
 
 
 def sincg(x: Tensor, n: Tensor) -> Tensor:
@@ -41,8 +43,13 @@ def sinc3(x: Tensor) -> Tensor:
     return torch.where(x == 0, torch.ones_like(x), value)
 
 
+def _offset(hkl: Tensor, hkl0: Tensor, n_cells: Tensor) -> Tensor:
+    """hkl - hkl0 (exact in hkl's precision), in the working precision of ``n_cells``."""
+    return (hkl - hkl0).to(n_cells.dtype)
+
+
 def _offset_sqr(hkl: Tensor, hkl0: Tensor, n_cells: Tensor, reciprocal: Tensor) -> Tensor:
-    d = hkl - hkl0
+    d = _offset(hkl, hkl0, n_cells)
     delta = (d[..., 0:1] * reciprocal[0] + d[..., 1:2] * reciprocal[1]) + d[..., 2:3] * reciprocal[2]
     na, nb, nc = n_cells[0], n_cells[1], n_cells[2]
     return (delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1] + delta[..., 2] * delta[..., 2]) * na * na * nb * nb * nc * nc
@@ -54,6 +61,9 @@ class SquareLattice:
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        if hkl.dtype != n_cells.dtype or torch.compiler.is_compiling():
+            # single precision, or compiled: exact reduction of the argument, polynomial sine
+            return sincg_pi(hkl, n_cells).prod(-1)
         return sincg(math.pi * hkl, n_cells).prod(-1)
 
 
@@ -62,7 +72,7 @@ class RoundLattice:
     name: str = "round"
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
-        d = hkl - hkl0
+        d = _offset(hkl, hkl0, n_cells)
         na, nb, nc = n_cells[0], n_cells[1], n_cells[2]
         hrad = d[..., 0] * d[..., 0] * na * na + d[..., 1] * d[..., 1] * nb * nb + d[..., 2] * d[..., 2] * nc * nc
         arg = hrad * fudge
@@ -87,7 +97,7 @@ class TophatLattice:
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)
-        inside = (rad * fudge < 0.3969).to(hkl.dtype)
+        inside = (rad * fudge < 0.3969).to(n_cells.dtype)
         return n_cells[0] * n_cells[1] * n_cells[2] * inside
 
 

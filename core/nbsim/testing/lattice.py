@@ -18,11 +18,12 @@ from nbsim.testing.base import DEVICES, DTYPES, ContractSuite, snapshot, unchang
 
 
 def lattice_inputs(dtype=torch.float64, device="cpu", shape=(4, 5)):
+    """Miller indices (always double precision, as the kernel gives them) and the rest in ``dtype``."""
     gen = torch.Generator().manual_seed(1)
-    base = torch.randint(-6, 7, (*shape, 3), generator=gen).to(dtype)
+    base = torch.randint(-6, 7, (*shape, 3), generator=gen).to(torch.float64)
     # offsets away from 0 and +-0.5, where rounding and sincg's special case live
-    offset = 0.05 + 0.4 * torch.rand((*shape, 3), generator=gen, dtype=torch.float64).to(dtype)
-    sign = torch.where(torch.rand((*shape, 3), generator=gen) < 0.5, -1.0, 1.0).to(dtype)
+    offset = 0.05 + 0.4 * torch.rand((*shape, 3), generator=gen, dtype=torch.float64)
+    sign = torch.where(torch.rand((*shape, 3), generator=gen) < 0.5, -1.0, 1.0).to(torch.float64)
     hkl = (base + sign * offset * 0.9).to(device)
     hkl0 = torch.ceil(hkl - 0.5)
     n_cells = torch.tensor([5.0, 4.0, 3.0], dtype=dtype, device=device)

@@ -34,7 +34,7 @@ class SphereLattice:
     name: str = "sphere"
 
     def evaluate(self, hkl: Tensor, hkl0: Tensor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor) -> Tensor:
-        d = hkl - hkl0
+        d = (hkl - hkl0).to(n_cells.dtype)  # exact in double, then the working precision
         dq = d[..., 0:1] * reciprocal[0] + d[..., 1:2] * reciprocal[1] + d[..., 2:3] * reciprocal[2]
         q2 = (dq * dq).sum(-1)
         v_star = torch.dot(reciprocal[0], torch.linalg.cross(reciprocal[1], reciprocal[2]))
