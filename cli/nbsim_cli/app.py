@@ -130,11 +130,13 @@ def _make_run_command(plugin_opts, system) -> click.Command:
                      help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
         click.Option(["--provenance"], default=None, metavar="FILE",
                      help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
+        click.Option(["--compile", "compile_mode"], type=click.Choice(["auto", "on", "off"]), default="auto",
+                     show_default=True, help="compiled kernels (torch.compile): auto uses them for large renders"),
         *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, noise_rng, provenance,
-                 flags, **plugin_values):
+                 compile_mode, flags, **plugin_values):
         from nbsim.runner import RunOptions, run
 
         try:
@@ -145,6 +147,7 @@ def _make_run_command(plugin_opts, system) -> click.Command:
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
                 plugin_options=_plugin_choices(system, phi_policy, plugin_values),
+                compile={"auto": None, "on": True, "off": False}[compile_mode],
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

@@ -99,9 +99,11 @@ def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dic
         omega = 1.0 / airpath / airpath
     else:
         omega = m.pixel_size * m.pixel_size / airpath / airpath * g.close_distance / airpath
-    parallax = dot(diffracted, g.odet)
-    t = torch.arange(T, device=dev).to(dt)[None, :, None, None]
-    capture = torch.exp(-t * m.thickstep * m.mu / parallax) - torch.exp(-(t + 1) * m.thickstep * m.mu / parallax)
+    capture = None  # only a thick sensor or -oversample_thick uses the capture fraction
+    if cfg.detector.thickness > 0 or cfg.sampling.oversample_thick:
+        parallax = dot(diffracted, g.odet)
+        t = torch.arange(T, device=dev).to(dt)[None, :, None, None]
+        capture = torch.exp(-t * m.thickstep * m.mu / parallax) - torch.exp(-(t + 1) * m.thickstep * m.mu / parallax)
 
     incident = -m.sources.directions  # (S, 3)
     lam = m.sources.wavelengths  # (S,)
@@ -143,18 +145,61 @@ def orientations(m: Model, physics: Physics, passes: Passes) -> Tensor:
 
 def structure_factor(m: Model, hkl0: Tensor) -> Tensor:
     """Nearest-neighbour F_cell at integer indices ``hkl0`` (default_F outside the grid)."""
-    c = m.config.crystal
-    if m.F_grid is None or c.hkls == 0:
+    if m.F_grid is None or m.config.crystal.hkls == 0:
         return m.default_F.expand(hkl0.shape[:-1])
-    sf = c.structure_factors
+    return nearest_F(F_table(m), hkl0)
+
+
+def miller_indices(scattering: Tensor, lattice: Tensor) -> Tensor:
+    """(N, R, 3) h, k, l = a·S, b·S, c·S for scattering (N, 3) and lattice (N|1, R, 3, 3).
+
+    A matrix product in eager mode; explicit multiply-adds when compiling, so that they fuse
+    with what follows instead of going through memory.
+    """
+    if torch.compiler.is_compiling():
+        # computed as (3, R, N) and viewed as (N, R, 3): N innermost in memory, so that the
+        # compiled loops vectorize over pixels rather than over the three indices
+        lat = lattice.permute(3, 2, 1, 0)  # (xyz, abc, R, N|1)
+        s = scattering.T  # (xyz, N)
+        hkl = lat[0] * s[0, None, None, :] + lat[1] * s[1, None, None, :] + lat[2] * s[2, None, None, :]
+        return hkl.permute(2, 1, 0)
+    R = lattice.shape[1]
+    if lattice.shape[0] == 1:
+        return (scattering @ lattice[0].reshape(R * 3, 3).T).reshape(-1, R, 3)
+    return torch.bmm(lattice.reshape(-1, R * 3, 3), scattering[:, :, None]).reshape(-1, R, 3)
+
+
+def F_table(m: Model) -> tuple:
+    """The structure-factor grid as (flat grid, lower bounds, upper bounds, shape, default_F)."""
+    sf = m.config.crystal.structure_factors
+    lo = torch.tensor([sf.h_min, sf.k_min, sf.l_min], device=m.device)
+    hi = torch.tensor([sf.h_max, sf.k_max, sf.l_max], device=m.device)
+    return (m.F_grid, lo, hi, m.F_shape, m.default_F)
+
+
+def nearest_F(table: tuple, hkl0: Tensor) -> Tensor:
+    grid, lo, hi, shape, default_F = table
     h = hkl0.to(torch.int64)
-    lo = torch.tensor([sf.h_min, sf.k_min, sf.l_min], device=h.device)
-    hi = torch.tensor([sf.h_max, sf.k_max, sf.l_max], device=h.device)
     inside = ((h >= lo) & (h <= hi)).all(dim=-1)
     rel = torch.minimum(torch.maximum(h - lo, torch.zeros_like(h)), hi - lo)
-    _, ks, ls = m.F_shape
-    flat = (rel[..., 0] * ks + rel[..., 1]) * ls + rel[..., 2]
-    return torch.where(inside, m.F_grid[flat], m.default_F)
+    flat = (rel[..., 0] * shape[1] + rel[..., 1]) * shape[2] + rel[..., 2]
+    return torch.where(inside, grid[flat], default_F)
+
+
+def lattice_sums(scattering: Tensor, lattice: Tensor, mask: Tensor | None, factor: LatticeFactor, n_cells: Tensor,
+                 fudge: Tensor, reciprocal: Tensor, table: tuple | None, nearest: bool) -> Tensor:
+    """Σ over an orientation block of F_latt² (times F_cell² with a structure-factor ``table``).
+
+    :param scattering: (N, 3) scattering vectors; :param lattice: (N|1, R, 3, 3) lattice vectors;
+    :param mask: (R,) weights (0 for padding) or None.  Returns (N,) in n_cells' dtype.
+    """
+    hkl = miller_indices(scattering, lattice)
+    hkl0 = torch.ceil(hkl - 0.5) if nearest else None
+    F_latt = factor.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
+    term = F_latt * F_latt if table is None else torch.square(nearest_F(table, hkl0).to(F_latt.dtype) * F_latt)
+    if mask is not None:
+        term = term * mask
+    return term.sum(-1)
 
 
 def render_pixels(
@@ -166,6 +211,7 @@ def render_pixels(
     orientation_chunk: int,
     interpolating: bool = False,
     collect: Callable[[str, dict], None] | None = None,
+    sums: Callable[..., Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, InterpolationSwitch | None]:
     """Pixel values (P,), their summed solid angles (P,) and where interpolation ended, if it did.
 
@@ -175,11 +221,14 @@ def render_pixels(
     :param orientation_chunk: how many (phi step, domain) orientations to evaluate at once.
     :param interpolating: whether tricubic interpolation is still on when the chunk starts
         (chunks come in raster order; the returned switch, if any, turns it off for the next).
+    :param sums: the function summing F_latt^2 (F_cell^2) over an orientation block in the common
+        case: :func:`lattice_sums` or a compiled version of it (``nbsim.compiled``).
     :param collect: when given, called with ("geometry" | "scattering" | "pixel", tensors)
         for these pixels (used for tracing; the pixels should be few).
     """
     cfg = m.config
     s = cfg.sampling
+    sums = sums or lattice_sums
     P = idx.shape[0]
     geo = pass_geometry(m, idx, physics.polarization)
     survive = geo["survive"].reshape(P, -1)  # (P, Q)
@@ -221,11 +270,7 @@ def render_pixels(
     def evaluate(r0: int):
         lat = lattice_vectors[:, r0:r0 + orientation_chunk]
         rc = lat.shape[1]
-        if lat.shape[0] == 1:
-            hkl = scattering @ lat[0].reshape(rc * 3, 3).T  # (P*Q, rc*3)
-        else:
-            hkl = torch.bmm(lat.reshape(P * Q, rc * 3, 3), scattering[:, :, None])
-        hkl = hkl.reshape(P, Q, rc, 3)
+        hkl = miller_indices(scattering, lat).reshape(P, Q, rc, 3)
         hkl0 = torch.ceil(hkl - 0.5) if nearest else None
         F_latt = physics.lattice.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
         reached = None
@@ -259,12 +304,21 @@ def render_pixels(
 
     acc = torch.zeros((P, Q), dtype=m.dtype, device=m.device)
     count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if running else None
+    table = None if constant_F else F_table(m)
     for r0 in range(0, R, orientation_chunk):
-        lat, hkl, hkl0, F_latt, reached = evaluated if (interpolating and single) else evaluate(r0)
         if not detailed:
-            acc = acc + (F_latt * F_latt if constant_F else
-                         torch.square(structure_factor(m, hkl0).to(cd) * F_latt)).sum(-1).to(acc.dtype)
+            lat = lattice_vectors[:, r0:r0 + orientation_chunk]
+            mask = None
+            if sums is not lattice_sums and lat.shape[1] < orientation_chunk:
+                # compiled for one block size: pad with zero lattices that the mask removes
+                pad = orientation_chunk - lat.shape[1]
+                mask = torch.cat((torch.ones(lat.shape[1], dtype=cd, device=m.device),
+                                  torch.zeros(pad, dtype=cd, device=m.device)))
+                lat = torch.cat((lat, torch.zeros((lat.shape[0], pad, 3, 3), dtype=lat.dtype, device=m.device)), 1)
+            part = sums(scattering, lat, mask, physics.lattice, n_cells, fudge, reciprocal, table, nearest)
+            acc = acc + part.reshape(P, Q).to(acc.dtype)
             continue
+        lat, hkl, hkl0, F_latt, reached = evaluated if (interpolating and single) else evaluate(r0)
         F_cell = structure_factor(m, hkl0).to(cd)
         if interpolating:
             smooth = tricubic(m, hkl).to(cd)

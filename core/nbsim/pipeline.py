@@ -15,6 +15,7 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor
 
+from nbsim import compiled
 from nbsim.kernel import PassOrder, Physics, memory_plan, pass_geometry, render_pixels
 from nbsim.model import Model
 
@@ -70,6 +71,7 @@ def render(
     max_memory: int = DEFAULT_MAX_MEMORY,
     pixels: Tensor | None = None,
     checkpoint: bool | None = None,
+    compile: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     trace: Callable[[str, dict, dict], None] | None = None,
     traced: list[tuple[int, int]] | None = None,
@@ -81,6 +83,8 @@ def render(
         ``Render.values`` then holds their values in the order given (0 outside the ROI/mask).
     :param checkpoint: recompute each chunk during the backward pass instead of keeping its
         graph (bounded memory for gradients); default: when gradients are being recorded.
+    :param compile: use the compiled orientation sums (``nbsim.compiled``); default: when the
+        render is large enough for compilation to pay off.
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
     :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
@@ -98,18 +102,27 @@ def render(
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled()
     total = int(targets.shape[0])
+    evaluations = total * m.thicksteps * m.oversample ** 2 * m.n_sources * m.phisteps * m.domains
+    if compile is None:
+        compile = compiled.worth_compiling(m.device, evaluations)
+    sums = compiled.compiled_lattice_sums() if compile else None
     values, omega_sum = [], 0.0
     interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):
         idx = targets[start:start + pixels_per_chunk]
+        short = pixels_per_chunk - idx.shape[0]
+        if compile and short:  # one static shape for the compiled code: repeat the last pixel
+            idx = torch.cat((idx, idx[-1:].expand(short)))
         chunk = functools.partial(render_pixels, m, idx, physics, order, orientation_chunk=orientation_chunk,
-                                  interpolating=interpolating)
+                                  interpolating=interpolating, sums=sums)
         if checkpoint:
             v, om, new_switch = torch.utils.checkpoint.checkpoint(chunk, use_reentrant=False)
         else:
             v, om, new_switch = chunk()
         if new_switch is not None:
             interpolating, switch = False, new_switch
+        if compile and short:
+            v, om = v[:-short], om[:-short]
         values.append(v)
         omega_sum += float(om.sum())
         if progress is not None:

@@ -15,6 +15,8 @@ It agrees with ``torch.sin(math.pi * t)`` to a few ulps (better, for large t nea
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -30,16 +32,22 @@ def _parity(k: Tensor) -> Tensor:
 
 
 def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
+    """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision.
+
+    The reduced sine is the polynomial when compiling (fused, vectorized multiply-adds) and
+    the library sine otherwise (one vectorized call is cheaper than a polynomial in eager mode).
+    """
     dtype = dtype or t.dtype
     k = torch.round(t)
     r = (t - k).to(dtype)
+    sign = (1.0 - 2.0 * _parity(k)).to(dtype)
+    if not torch.compiler.is_compiling():
+        return torch.sin(math.pi * r) * sign
     r2 = r * r
     coefs = _SINPI64 if dtype == torch.float64 else _SINPI32
     p = torch.full_like(r2, coefs[-1])
     for c in reversed(coefs[:-1]):
         p = p * r2 + c
-    sign = (1.0 - 2.0 * _parity(k)).to(dtype)
     return r * p * sign
 
 

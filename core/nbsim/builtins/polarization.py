@@ -2,8 +2,9 @@
 
 Kahn: 0.5 (1 + cos^2 2θ - K cos 2ψ sin^2 2θ), where ψ is the angle of the diffracted ray,
 projected on the plane normal to the incident beam, from the E-vector direction
-unit(i x unit(p x i)) (p the polarization vector).  K = 0 gives the unpolarized
-(1 + cos^2 2θ)/2.
+unit(i x unit(p x i)) (p the polarization vector); cos 2ψ is computed from the two
+projections E, B as (E² − B²)/(E² + B²), which equals the reference's cos(2·atan2) to
+rounding.  K = 0 gives the unpolarized (1 + cos^2 2θ)/2.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ class KahnPolarization:
         c2 = dot(incident, diffracted)
         c2sq = c2 * c2
         s2sq = 1 - c2sq
+        if not kahn.requires_grad and not torch.compiler.is_compiling() and bool(kahn == 0):
+            return 0.5 * (1.0 + c2sq)  # the reference's K = 0 case (psi is never needed)
         b_in, _ = unitize(cross(axis, incident))
         e_in, _ = unitize(cross(incident, b_in))
-        # the reference skips psi when K == 0; the product K cos(2 psi) is then 0 all the same,
-        # and computing psi keeps the derivative with respect to K right at K = 0
-        psi = -torch.atan2(dot(diffracted, b_in), dot(diffracted, e_in))
-        return 0.5 * (1.0 + c2sq - kahn * torch.cos(2 * psi) * s2sq)
+        # psi = -atan2(B, E) of the reference, so cos(2 psi) = (E^2 - B^2)/(E^2 + B^2)
+        # (1 where both are 0, as atan2(0, 0) = 0 gives)
+        E, B = dot(diffracted, e_in), dot(diffracted, b_in)
+        norm = E * E + B * B
+        safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+        cos2psi = torch.where(norm > 0, (E * E - B * B) / safe, torch.ones_like(norm))
+        return 0.5 * (1.0 + c2sq - kahn * cos2psi * s2sq)
 
 
 @attrs.frozen
