@@ -5,7 +5,7 @@ The package renders detector images of nanocrystals exactly as the reference C p
 factor, polarization and tracing.
 """
 
-from nbsim.api import select_physics, simulate
+from nbsim.api import select_physics
 from nbsim.config import (
     BeamConfig,
     CrystalConfig,
@@ -17,11 +17,12 @@ from nbsim.config import (
 from nbsim.errors import InputError, NbsimError, PluginError, UsageError
 from nbsim.hookspecs import hookimpl
 from nbsim.model import build_model
+from nbsim.simulation import Simulation, simulate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BeamConfig", "CrystalConfig", "DetectorConfig", "OutputConfig", "RunConfig", "SamplingConfig",
-    "InputError", "NbsimError", "PluginError", "UsageError", "build_model", "hookimpl", "select_physics",
-    "simulate", "__version__",
+    "InputError", "NbsimError", "PluginError", "UsageError", "Simulation", "build_model", "hookimpl",
+    "select_physics", "simulate", "__version__",
 ]

@@ -1,11 +1,7 @@
-"""The Python API: select the physics and render an image as a tensor.
+"""Choosing the physics of a render: the phi policy, lattice factor and polarization model.
 
->>> from nbsim import RunConfig, simulate
->>> config = RunConfig.from_nanobragg_argv("-cell 100 100 100 90 90 90 -default_F 100 -N 5".split())
->>> image = simulate(config)                      # (spixels, fpixels) float64 tensor
-
-Continuous parameters can be passed as tensors (``params``, see ``nbsim.model.PARAMETERS``);
-the returned image is differentiable with respect to them.
+The registered objects come from the plugin system (``nbsim.plugins``); this module turns the
+configuration and the user's choices into a :class:`nbsim.kernel.Physics`.
 """
 
 from __future__ import annotations
@@ -13,14 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from nbsim.config import RunConfig
 from nbsim.errors import PluginError
 from nbsim.kernel import Physics
-from nbsim.model import build_model
-from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
 from nbsim.plugins import PluginSystem, load_plugins
 
 PHI_SPEC_DISTRIBUTION = "nbsim-phi-spec"
@@ -69,20 +60,3 @@ def select_physics(
         lattice=system.lattice_factors.get(lattice),
         polarization=system.polarization_models.get(polarization),
     )
-
-
-def simulate(
-    config: RunConfig,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float64,
-    phi_policy: str = "spec",
-    lattice: str | None = None,
-    polarization: str | None = None,
-    params: Mapping[str, Tensor] | None = None,
-    max_memory: int = DEFAULT_MAX_MEMORY,
-) -> Tensor:
-    """Render the float image of ``config`` as a (spixels, fpixels) tensor."""
-    physics = select_physics(config, phi_policy=phi_policy, lattice=lattice, polarization=polarization)
-    model = build_model(config, device=device, dtype=dtype, params=params)
-    return render(model, physics, max_memory=max_memory).image

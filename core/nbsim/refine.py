@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nbsim.errors import InputError, UsageError
-from nbsim.io import smv
+from nbsim.io import read_bytes, smv
 from nbsim.simulation import Simulation
 
 
@@ -73,12 +73,7 @@ class Observation:
 def read_observed(path: str, sim: Simulation) -> Observation:
     """An SMV image (its ADC offset, the model's ``-adc``, removed) or a float32 image."""
     spixels, fpixels = sim.shape
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise InputError(f"--observed: cannot read {path}: {exc.strerror or exc}") from None
-    if head.startswith(b"{\nHEADER_BYT"):
+    if read_bytes(path, "--observed")[:12] == b"{\nHEADER_BYT":
         frame = smv.read(path, flag="--observed", with_pixels=True)
         if (frame.height, frame.width) != (spixels, fpixels):
             raise InputError(f"--observed: {path} is {frame.width}x{frame.height}, the model {fpixels}x{spixels}")

@@ -77,11 +77,12 @@ def run(
         lines.append(text)
         echo(text)
 
-    printout_model = build_model(config, device="cpu", dtype=torch.float64)
+    model = build_model(config, device=options.device, dtype=DTYPES[options.dtype])
+    # the printout and statistics read the (double-precision) model on the CPU
+    printout_model = model if model.device.type == "cpu" else build_model(config)
     for text in report.setup_lines(config, printout_model):
         say(text)
 
-    model = build_model(config, device=options.device, dtype=DTYPES[options.dtype])
     trace = hook_caller(system, "nbsim_trace")
     traced = _traced_pixels(config)
     with torch.no_grad():

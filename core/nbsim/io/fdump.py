@@ -15,6 +15,7 @@ import numpy as np
 
 from nbsim.config import StructureFactors
 from nbsim.errors import InputError
+from nbsim.io import read_bytes
 from nbsim.io import atomic
 
 _HEADER = re.compile(rb"^\s*(-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+)\n\f")
@@ -30,11 +31,7 @@ def write(path: str, sf: StructureFactors) -> None:
 
 
 def read(path: str) -> StructureFactors:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(f"-dump: cannot read {path}: {exc.strerror or exc}") from None
+    data = read_bytes(path, "-dump")
     m = _HEADER.match(data)
     if not m:
         raise InputError(f"-dump: {path} is not a structure-factor cache (bad header)")

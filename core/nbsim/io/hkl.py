@@ -13,15 +13,12 @@ import numpy as np
 
 from nbsim.config import StructureFactors
 from nbsim.errors import InputError
+from nbsim.io import read_text
 
 
 def read_records(path: str) -> np.ndarray:
     """Return an (n, 4) float64 array of h, k, l, F records."""
-    try:
-        with open(path, "r", encoding="latin-1") as fh:
-            lines = fh.read().splitlines()
-    except OSError as exc:
-        raise InputError(f"-hkl: cannot read {path}: {exc.strerror or exc}") from None
+    lines = read_text(path, "-hkl").splitlines()
     rows = []
     for number, line in enumerate(lines, start=1):
         text = line.strip()

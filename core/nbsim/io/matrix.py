@@ -7,15 +7,12 @@ ninth number (missetting angles, U matrix, cell) is ignored, as in the reference
 from __future__ import annotations
 
 from nbsim.errors import InputError
+from nbsim.io import read_text
 
 
 def read(path: str) -> tuple[tuple[float, float, float], ...]:
     """Return (a*, b*, c*) as read (still scaled by the wavelength)."""
-    try:
-        with open(path, "r", encoding="latin-1") as fh:
-            tokens = fh.read().split()
-    except OSError as exc:
-        raise InputError(f"-mat: cannot read {path}: {exc.strerror or exc}") from None
+    tokens = read_text(path, "-mat").split()
     numbers = []
     for tok in tokens[:9]:
         try:

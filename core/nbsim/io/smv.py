@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 
 from nbsim.errors import InputError
+from nbsim.io import read_bytes
 
 _KEY = re.compile(r"([A-Za-z0-9_]+)=([^;\n]*)")
 _LEADING_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -45,11 +46,7 @@ def _parse_header(text: str) -> tuple[dict, dict]:
 
 def read(path: str, *, flag: str, with_pixels: bool) -> SMVFrame:
     """Read an SMV frame; ``flag`` names the command-line flag in error messages."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
+    data = read_bytes(path, flag)
     if not data.startswith(b"{\nHEADER_BYT"):
         raise InputError(f"{flag}: {path} does not look like an SMV (ADSC) frame")
     end = data.find(b"}")

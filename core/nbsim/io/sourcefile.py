@@ -14,17 +14,14 @@ import re
 import numpy as np
 
 from nbsim.errors import InputError
+from nbsim.io import read_text
 
 _DELIMS = re.compile(r"[ \t,;:!]+")
 
 
 def read(path: str, *, flag: str = "-sourcefile", columns: int = 5) -> np.ndarray:
     """Return an (n, columns) float64 array, NaN where a line has fewer columns."""
-    try:
-        with open(path, "r", encoding="latin-1", newline=None) as fh:
-            lines = fh.read().splitlines()
-    except OSError as exc:
-        raise InputError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
+    lines = read_text(path, flag).splitlines()
     rows = []
     for number, line in enumerate(lines, start=1):
         text = _DELIMS.sub(" ", line).strip()
