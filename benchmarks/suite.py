@@ -44,7 +44,7 @@ torch.set_num_threads(int(sys.argv[4]))
 from nbsim import RunConfig, build_model, select_physics
 from nbsim.pipeline import render
 argv, dtype, device = sys.argv[1].split(), getattr(torch, sys.argv[2]), sys.argv[3]
-compile_mode = {"auto": None, "on": True, "off": False}[sys.argv[5]]
+engine = sys.argv[5]
 config = RunConfig.from_nanobragg_argv(argv)
 physics = select_physics(config)
 times = []
@@ -54,7 +54,7 @@ for _ in range(int(sys.argv[6])):
         torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
     with torch.no_grad():
-        image = render(model, physics, compile=compile_mode).image
+        image = render(model, physics, engine=engine).image
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     times.append(time.perf_counter() - t)
@@ -74,17 +74,17 @@ def _run(cmd, cwd, env) -> tuple[float, int, subprocess.CompletedProcess]:
     return wall, usage.ru_maxrss * 1024, subprocess.CompletedProcess(cmd, code, out, err)
 
 
-def measure(name, dtype, device, threads, compile_mode, repeats, work) -> dict:
+def measure(name, dtype, device, threads, engine, repeats, work) -> dict:
     argv = f"{PROBLEMS[name]} {COMMON}"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    _, inner_rss, proc = _run([sys.executable, "-c", INNER, argv, dtype, device, str(threads), compile_mode,
+    _, inner_rss, proc = _run([sys.executable, "-c", INNER, argv, dtype, device, str(threads), engine,
                                str(repeats)], work, env)
     if proc.returncode != 0:
         return {"error": proc.stderr[-2000:]}
     inner = json.loads(proc.stdout.strip().splitlines()[-1])
     nbsim = str(Path(sys.executable).with_name("nbsim"))
     wall, rss, cmd = _run([nbsim, "run", *argv.split(), "--dtype", dtype, "--device", device,
-                           "--compile", compile_mode], work, env)
+                           "--engine", engine], work, env)
     if cmd.returncode != 0:
         return {"error": cmd.stderr[-2000:]}
     times = inner["times"]
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--devices", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
+    parser.add_argument("--engine", default="auto", choices=["auto", "tensor", "compiled", "numba"])
     parser.add_argument("--repeats", type=int, default=2, help="renders per process (the first may compile)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "benchmarks"))
     args = parser.parse_args(argv)
@@ -126,9 +126,9 @@ def main(argv=None) -> int:
         for name in args.problems.split(","):
             for device in devices:
                 for dtype in args.dtypes.split(","):
-                    result = measure(name, dtype, device, args.threads, args.compile, args.repeats, work)
+                    result = measure(name, dtype, device, args.threads, args.engine, args.repeats, work)
                     row = {"problem": name, "dtype": dtype, "device": device, "threads": args.threads,
-                           "compile": args.compile, "reference_seconds": REFERENCE_SECONDS[name], **result}
+                           "engine": args.engine, "reference_seconds": REFERENCE_SECONDS[name], **result}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     out = Path(args.out)
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         "# nbsim benchmark suite",
         "",
         f"`.venv/bin/python benchmarks/suite.py --problems {args.problems} --dtypes {args.dtypes} "
-        f"--devices {args.devices} --threads {args.threads} --compile {args.compile}` "
+        f"--devices {args.devices} --threads {args.threads} --engine {args.engine}` "
         f"({record['environment']['date']}, git {record['environment'].get('git_revision', '')[:12]}, "
         f"torch {record['environment']['torch']}, {record['environment']['cpus']} CPUs).",
         "",

@@ -18,7 +18,7 @@ import nbsim
 from nbsim.errors import NbsimError, UsageError
 from nbsim.nanobragg.flags import FLAGS, TOPICS
 from nbsim.noise import METHODS as NOISE_METHODS
-from nbsim.pipeline import DEFAULT_MAX_MEMORY
+from nbsim.pipeline import DEFAULT_MAX_MEMORY, ENGINES
 from nbsim.plugins import load_plugins
 
 #: the embedded example of ``nbsim run --example``: a 100 Å cubic crystal, 256x256 detector
@@ -130,13 +130,14 @@ def _make_run_command(plugin_opts, system) -> click.Command:
                      help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
         click.Option(["--provenance"], default=None, metavar="FILE",
                      help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
-        click.Option(["--compile", "compile_mode"], type=click.Choice(["auto", "on", "off"]), default="auto",
-                     show_default=True, help="compiled kernels (torch.compile): auto uses them for large renders"),
+        click.Option(["--engine"], type=click.Choice(ENGINES), default="auto", show_default=True,
+                     help="render engine: tensor (torch, eager), compiled (torch.compile), numba (compiled CPU "
+                          "loop, built-in physics without gradients); auto picks the fastest that applies"),
         *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, noise_rng, provenance,
-                 compile_mode, flags, **plugin_values):
+                 engine, flags, **plugin_values):
         from nbsim.runner import RunOptions, run
 
         try:
@@ -147,7 +148,7 @@ def _make_run_command(plugin_opts, system) -> click.Command:
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
                 plugin_options=_plugin_choices(system, phi_policy, plugin_values),
-                compile={"auto": None, "on": True, "off": False}[compile_mode],
+                engine=engine,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

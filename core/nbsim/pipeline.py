@@ -15,11 +15,14 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor
 
-from nbsim import compiled
+from nbsim import compiled, cpu
 from nbsim.kernel import PassOrder, Physics, memory_plan, pass_geometry, render_pixels
 from nbsim.model import Model
 
 DEFAULT_MAX_MEMORY = 1 << 30
+ENGINES = ("auto", "tensor", "compiled", "numba")
+#: pixels per chunk of the numba loop (it keeps no per-evaluation tensors): progress granularity
+NUMBA_CHUNK = 1 << 16
 
 
 @attrs.frozen(eq=False)
@@ -71,7 +74,7 @@ def render(
     max_memory: int = DEFAULT_MAX_MEMORY,
     pixels: Tensor | None = None,
     checkpoint: bool | None = None,
-    compile: bool | None = None,
+    engine: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     trace: Callable[[str, dict, dict], None] | None = None,
     traced: list[tuple[int, int]] | None = None,
@@ -83,8 +86,10 @@ def render(
         ``Render.values`` then holds their values in the order given (0 outside the ROI/mask).
     :param checkpoint: recompute each chunk during the backward pass instead of keeping its
         graph (bounded memory for gradients); default: when gradients are being recorded.
-    :param compile: use the compiled orientation sums (``nbsim.compiled``); default: when the
-        render is large enough for compilation to pay off.
+    :param engine: ``"tensor"`` (the tensor kernel, eager), ``"compiled"`` (its orientation sums
+        through torch.compile, ``nbsim.compiled``), ``"numba"`` (the compiled CPU loop,
+        ``nbsim.cpu``, where it applies) or ``"auto"``: numba where it applies, else compiled
+        for renders large enough to pay for compilation, else tensor.
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
     :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
@@ -103,9 +108,16 @@ def render(
         checkpoint = torch.is_grad_enabled()
     total = int(targets.shape[0])
     evaluations = total * m.thicksteps * m.oversample ** 2 * m.n_sources * m.phisteps * m.domains
-    if compile is None:
-        compile = compiled.worth_compiling(m.device, evaluations)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    use_numba = engine in ("auto", "numba") and trace is None and cpu.applicable(m, physics)
+    if engine == "numba" and not use_numba:
+        engine = "tensor"  # numba does not cover this render: the tensor kernel does
+    compile = not use_numba and (engine == "compiled" or (
+        engine == "auto" and compiled.worth_compiling(m.device, evaluations)))
     sums = compiled.compiled_lattice_sums() if compile else None
+    if use_numba:
+        pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
     values, omega_sum = [], 0.0
     interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):
@@ -115,7 +127,9 @@ def render(
             idx = torch.cat((idx, idx[-1:].expand(short)))
         chunk = functools.partial(render_pixels, m, idx, physics, order, orientation_chunk=orientation_chunk,
                                   interpolating=interpolating, sums=sums)
-        if checkpoint:
+        if use_numba:
+            (v, om), new_switch = cpu.render_pixels(m, idx, physics, order), None
+        elif checkpoint:
             v, om, new_switch = torch.utils.checkpoint.checkpoint(chunk, use_reentrant=False)
         else:
             v, om, new_switch = chunk()

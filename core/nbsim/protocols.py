@@ -47,6 +47,9 @@ class PhiPolicy(Protocol):
 
     ``row_blocks`` is the number of contiguous row blocks the policy distinguishes (the
     reference program's OpenMP thread count; 1 when the policy does not depend on it).
+    Optional capability ``pass_dependence``: ``"none"`` (every pass gets the same
+    orientations) or ``"first-in-block"`` (only a block's first executed pass differs) lets
+    the compiled CPU path (``nbsim.cpu``) render with the policy.
     """
 
     name: str

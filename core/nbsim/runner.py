@@ -42,7 +42,7 @@ class RunOptions:
     provenance: str | None = None
     noise_rng: str = "c"
     plugin_options: Mapping[str, Any] = attrs.field(factory=dict)
-    compile: bool | None = None  # None: when the render is large enough
+    engine: str = "auto"  # see nbsim.pipeline.render
 
 
 @attrs.frozen(eq=False)
@@ -87,7 +87,7 @@ def run(
     traced = _traced_pixels(config)
     with torch.no_grad():
         result = render(
-            model, physics, max_memory=options.max_memory, progress=progress, compile=options.compile,
+            model, physics, max_memory=options.max_memory, progress=progress, engine=options.engine,
             trace=(lambda stage, chunk, tensors: trace(stage=stage, chunk=chunk, tensors=tensors)) if trace else None,
             traced=traced,
         )

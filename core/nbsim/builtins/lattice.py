@@ -58,6 +58,7 @@ def _offset_sqr(hkl: Tensor, hkl0: Tensor, n_cells: Tensor, reciprocal: Tensor) 
 @attrs.frozen
 class SquareLattice:
     name: str = "square"
+    cpu_kernel: str = "square"  # nbsim.cpu has a compiled version of this shape
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
@@ -70,6 +71,7 @@ class SquareLattice:
 @attrs.frozen
 class RoundLattice:
     name: str = "round"
+    cpu_kernel: str = "round"  # nbsim.cpu has a compiled version of this shape
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         d = _offset(hkl, hkl0, n_cells)
@@ -85,6 +87,7 @@ class RoundLattice:
 @attrs.frozen
 class GaussLattice:
     name: str = "gauss"
+    cpu_kernel: str = "gauss"  # nbsim.cpu has a compiled version of this shape
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)
@@ -94,6 +97,7 @@ class GaussLattice:
 @attrs.frozen
 class TophatLattice:
     name: str = "tophat"
+    cpu_kernel: str = "tophat"  # nbsim.cpu has a compiled version of this shape
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)

@@ -19,6 +19,7 @@ from nbsim.vectors import cross, dot, unitize
 @attrs.frozen
 class KahnPolarization:
     name: str = "kahn"
+    cpu_kernel: str = "kahn"  # nbsim.cpu has a compiled version of this model
 
     def factor(self, incident, diffracted, axis, kahn):
         incident, _ = unitize(incident)
@@ -42,6 +43,7 @@ class KahnPolarization:
 @attrs.frozen
 class NoPolarization:
     name: str = "none"
+    cpu_kernel: str = "none"
 
     def factor(self, incident, diffracted, axis, kahn):
         shape = torch.broadcast_shapes(incident.shape[:-1], diffracted.shape[:-1])

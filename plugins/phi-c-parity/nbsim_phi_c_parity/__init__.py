@@ -50,6 +50,7 @@ class CParityPolicy:
 
     threads: int = attrs.field(default=1, validator=_positive_threads)
     name: str = "c-parity"
+    pass_dependence: str = "first-in-block"  # only a block's first executed pass differs
 
     @property
     def row_blocks(self) -> int:

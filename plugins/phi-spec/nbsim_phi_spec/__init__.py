@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 class SpecPolicy:
     name: str = "spec"
     row_blocks: int = 1
+    pass_dependence: str = "none"  # the same orientations for every pass
 
     def configure(self, options: Mapping[str, Any]) -> "SpecPolicy":
         return self

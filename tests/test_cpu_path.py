@@ -1,0 +1,73 @@
+"""The compiled CPU loop (engine "numba") against the tensor kernel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nbsim import RunConfig, build_model, select_physics
+from nbsim import cpu
+from nbsim.pipeline import render
+
+BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 8 -pixel 0.5"
+VARIANTS = {
+    "plain": "",
+    "sources_phi_mosaic": "-divergence 1 -divsteps 3 -dispersion 1 -dispsteps 3 -phi 0 -osc 2 -phisteps 3 "
+                          "-mosaic 1 -mosaic_dom 3 -oversample 2",
+    "layers_kahn_dmin_water": "-detector_thick 200 -detector_abs 300 -thicksteps 3 -polar 0.8 -dmin 2.2 -water 50",
+    "round": "-round_xtal -fudge 1.3", "gauss": "-gauss_xtal", "tophat": "-tophat_spots -fudge 0.3",
+    "curved_point_nopolar": "-curved_det -point_pixel -nopolar",
+    "roi_phi_through_zero": "-roi 1 5 2 6 -phi -1 -osc 2 -phisteps 2",
+    "many_sources": "-divergence 2 -divsteps 5 -dispersion 2 -dispsteps 3 -square_div",
+}
+
+
+@pytest.fixture
+def hkl(tmp_path):
+    path = tmp_path / "t.hkl"
+    path.write_text("".join(f"{h} {k} {l} {5 + abs(h) + 2 * abs(k) + 3 * abs(l)}\n"
+                            for h in range(-4, 5) for k in range(-4, 5) for l in range(-4, 5)))
+    return str(path)
+
+
+@pytest.mark.parametrize("policy", ["spec", "c-parity"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_numba_matches_tensor_kernel(variant, policy):
+    config = RunConfig.from_nanobragg_argv((BASE + " " + VARIANTS[variant]).split())
+    physics = select_physics(config, phi_policy=policy, options={"--c-threads": 3} if policy == "c-parity" else None)
+    m = build_model(config)
+    with torch.no_grad():
+        assert cpu.applicable(m, physics)
+        tensor = render(m, physics, engine="tensor").image
+        fast = render(m, physics, engine="numba").image
+    assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+
+
+def test_numba_with_structure_factors(hkl):
+    config = RunConfig.from_nanobragg_argv(f"{BASE} -hkl {hkl} -default_F 0".split())
+    physics = select_physics(config)
+    m = build_model(config)
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor").image
+        fast = render(m, physics, engine="numba").image
+    assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+
+
+@pytest.mark.parametrize("extra", ["-oversample 2 -oversample_omega", "-interpolate -hkl HKL", "GRAD", "F32"])
+def test_numba_steps_aside_where_it_does_not_apply(extra, hkl):
+    config = RunConfig.from_nanobragg_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "")
+                                           .replace("F32", "").split())
+    physics = select_physics(config)
+    params = {"distance": torch.tensor(0.06, dtype=torch.float64, requires_grad=True)} if extra == "GRAD" else None
+    m = build_model(config, dtype=torch.float32 if extra == "F32" else torch.float64, params=params)
+    with torch.set_grad_enabled(extra == "GRAD"):
+        assert not cpu.applicable(m, physics)
+        # "numba" falls back to the tensor kernel instead of failing
+        assert torch.equal(render(m, physics, engine="numba").image.detach(),
+                           render(m, physics, engine="tensor").image.detach())
+
+
+def test_unknown_engine():
+    config = RunConfig.from_nanobragg_argv(BASE.split())
+    with pytest.raises(ValueError, match="engine"):
+        render(build_model(config), select_physics(config), engine="warp")
