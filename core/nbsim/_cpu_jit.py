@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-SQUARE, ROUND, GAUSS, TOPHAT = 0, 1, 2, 3
+SQUARE, ROUND, GAUSS, TOPHAT, SINGLE_SQUARE = 0, 1, 2, 3, 4
 PIXEL_BLOCK = 64  # pixels per parallel work item (scratch arrays are allocated per item)
 NO_POLARIZATION, KAHN = 0, 1
 
@@ -50,6 +50,33 @@ def _sincg(h, n):
     return limit if den == 0.0 else ratio
 
 
+_F32 = np.float32
+_S1, _S3, _S5, _S7 = _F32(3.141592653589793), _F32(-5.16771278004997), _F32(2.5501640398773455), _F32(-0.5992645293207921)
+_S9, _S11, _S13 = _F32(0.08214588661112823), _F32(-0.0073704309457143504), _F32(0.00046630280576761255)
+
+
+@njit(inline="always", fastmath={"contract"})
+def _sinpi32(t):
+    """sin(π t) in single precision after the exact reduction in double."""
+    k = np.round(t)
+    r = _F32(t - k)
+    r2 = r * r
+    p = ((((((_S13 * r2 + _S11) * r2 + _S9) * r2 + _S7) * r2 + _S5) * r2 + _S3) * r2 + _S1)
+    half = k * 0.5
+    sign = _F32(1.0 - 4.0 * (half - np.floor(half)))
+    return r * p * sign
+
+
+@njit(inline="always", fastmath={"contract"})
+def _sincg32(h, n):
+    den = _sinpi32(h)
+    m = np.round(h) * (n - 1.0)
+    half = m * 0.5
+    limit = _F32(n * (1.0 - 4.0 * (half - np.floor(half))))
+    ratio = _sinpi32(n * h) / (den if den != _F32(0.0) else _F32(1.0))
+    return limit if den == _F32(0.0) else ratio
+
+
 @njit(inline="always")
 def _sinc3(x):
     if x == 0.0:
@@ -69,11 +96,17 @@ def _rotate_axis(vx, vy, vz, ax, ay, az, phi):
 
 @njit(inline="always", fastmath={"contract"})
 def _term(shape, constant_F, t, Sx, Sy, Sz, na, nb, nc, fudge, recip, grid, lo, hi, gshape, default_F):
-    """F_latt^2 (times F_cell^2 unless constant) of one orientation ``t`` (3, 3) at S."""
+    """F_latt^2 (times F_cell^2 unless constant) of one orientation ``t`` (3, 3) at S.
+
+    ``shape`` SINGLE_SQUARE is the square shape in single precision (``--dtype float32``).
+    """
     h = t[0, 0] * Sx + t[0, 1] * Sy + t[0, 2] * Sz
     k = t[1, 0] * Sx + t[1, 1] * Sy + t[1, 2] * Sz
     l = t[2, 0] * Sx + t[2, 1] * Sy + t[2, 2] * Sz
-    if shape == SQUARE:
+    if shape == SINGLE_SQUARE:
+        f = _sincg32(h, na) * _sincg32(k, nb) * _sincg32(l, nc)
+        F = np.float64(f)
+    elif shape == SQUARE:
         F = _sincg(h, na) * _sincg(k, nb) * _sincg(l, nc)
     else:
         dh, dk, dl = h - np.ceil(h - 0.5), k - np.ceil(k - 0.5), l - np.ceil(l - 0.5)
@@ -113,6 +146,9 @@ def _pass_sum(shape, constant_F, tv, Sx, Sy, Sz, na, nb, nc, fudge, recip, grid,
     if shape == SQUARE and constant_F:
         return _orientation_sum(SQUARE, True, tv, Sx, Sy, Sz, na, nb, nc, fudge, recip, grid, lo, hi, gshape,
                                 default_F)
+    if shape == SINGLE_SQUARE and constant_F:
+        return _orientation_sum(SINGLE_SQUARE, True, tv, Sx, Sy, Sz, na, nb, nc, fudge, recip, grid, lo, hi, gshape,
+                                default_F)
     return _orientation_sum(shape, constant_F, tv, Sx, Sy, Sz, na, nb, nc, fudge, recip, grid, lo, hi, gshape,
                             default_F)
 
@@ -137,6 +173,9 @@ def _source_sum(shape, constant_F, tables, vsel, r, Sx, Sy, Sz, alive, na, nb, n
     if shape == SQUARE and constant_F:
         return _sources_loop(SQUARE, True, tables, vsel, r, Sx, Sy, Sz, alive, na, nb, nc, fudge, recip, grid, lo,
                              hi, gshape, default_F)
+    if shape == SINGLE_SQUARE and constant_F:
+        return _sources_loop(SINGLE_SQUARE, True, tables, vsel, r, Sx, Sy, Sz, alive, na, nb, nc, fudge, recip, grid,
+                             lo, hi, gshape, default_F)
     return _sources_loop(shape, constant_F, tables, vsel, r, Sx, Sy, Sz, alive, na, nb, nc, fudge, recip, grid, lo,
                          hi, gshape, default_F)
 

@@ -2,7 +2,7 @@
 
 It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the common case:
 CPU, no gradient, built-in lattice shapes and polarization models (they declare
-``cpu_kernel``), a phi policy whose orientations depend at most on whether a pass is the first
+``cpu_kernel``; in single precision the square shape only), a phi policy whose orientations depend at most on whether a pass is the first
 of its row block (it declares ``pass_dependence``), no tricubic interpolation, no
 ``-oversample_thick/_polar/_omega`` running products and no tracing.  Anything else uses the
 tensor kernel.  Results agree with it to rounding (``tests/test_cpu_path.py``).
@@ -34,7 +34,8 @@ def applicable(m: Model, physics: Physics) -> bool:
     return (
         _cpu_jit is not None
         and m.device.type == "cpu"
-        and m.compute_dtype == torch.float64
+        and (m.compute_dtype == torch.float64
+             or (m.compute_dtype == torch.float32 and getattr(physics.lattice, "cpu_kernel", None) == "square"))
         and not (torch.is_grad_enabled() and m.anchor.requires_grad)  # every parameter reaches the anchor
         and not cfg.crystal.interpolate
         and not (s.oversample_thick or s.oversample_polar or s.oversample_omega)
@@ -42,6 +43,13 @@ def applicable(m: Model, physics: Physics) -> bool:
         and getattr(physics.polarization, "cpu_kernel", None) in POLARIZATIONS
         and getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block")
     )
+
+
+def _shape_code(m: Model, physics: Physics) -> int:
+    """The loop's lattice code; single precision has its own square-shape loop."""
+    if m.compute_dtype == torch.float32:
+        return _cpu_jit.SINGLE_SQUARE
+    return SHAPES[physics.lattice.cpu_kernel]
 
 
 def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
@@ -79,7 +87,7 @@ def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrde
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
         POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), Q,
-        SHAPES[physics.lattice.cpu_kernel], m.n_cells.numpy(), float(m.fudge), m.lattice.reciprocal.numpy(),
+        _shape_code(m, physics), m.n_cells.numpy(), float(m.fudge), m.lattice.reciprocal.numpy(),
         grid, lo, hi, gshape, float(m.default_F), constant_F,
         float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )

@@ -110,7 +110,7 @@ def render(
     evaluations = total * m.thicksteps * m.oversample ** 2 * m.n_sources * m.phisteps * m.domains
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    use_numba = engine in ("auto", "numba") and trace is None and cpu.applicable(m, physics)
+    use_numba = engine in ("auto", "numba") and cpu.applicable(m, physics)
     if engine == "numba" and not use_numba:
         engine = "tensor"  # numba does not cover this render: the tensor kernel does
     compile = not use_numba and (engine == "compiled" or (
