@@ -53,13 +53,14 @@ def test_numba_with_structure_factors(hkl):
     assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
-@pytest.mark.parametrize("extra", ["-oversample 2 -oversample_omega", "-interpolate -hkl HKL", "GRAD", "F32"])
+@pytest.mark.parametrize("extra", ["-oversample 2 -oversample_omega", "-interpolate -hkl HKL", "GRAD",
+                                   "-round_xtal F32"])
 def test_numba_steps_aside_where_it_does_not_apply(extra, hkl):
     config = RunConfig.from_nanobragg_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "")
                                            .replace("F32", "").split())
     physics = select_physics(config)
     params = {"distance": torch.tensor(0.06, dtype=torch.float64, requires_grad=True)} if extra == "GRAD" else None
-    m = build_model(config, dtype=torch.float32 if extra == "F32" else torch.float64, params=params)
+    m = build_model(config, dtype=torch.float32 if "F32" in extra else torch.float64, params=params)
     with torch.set_grad_enabled(extra == "GRAD"):
         assert not cpu.applicable(m, physics)
         # "numba" falls back to the tensor kernel instead of failing
@@ -71,3 +72,14 @@ def test_unknown_engine():
     config = RunConfig.from_nanobragg_argv(BASE.split())
     with pytest.raises(ValueError, match="engine"):
         render(build_model(config), select_physics(config), engine="warp")
+
+
+def test_single_precision_square_loop_is_close():
+    config = RunConfig.from_nanobragg_argv((BASE + " " + VARIANTS["sources_phi_mosaic"]).split())
+    physics = select_physics(config)
+    with torch.no_grad():
+        reference = render(build_model(config), physics, engine="tensor").image
+        single = render(build_model(config, dtype=torch.float32), physics, engine="numba").image
+    assert single.dtype == torch.float32
+    peak = reference.abs().max()
+    assert ((single.double() - reference).abs() <= 1e-5 * reference.abs() + 1e-6 * peak).all()
