@@ -1,4 +1,4 @@
-"""Unit cell, orientation and lattice vectors (``specs/crystal.md``).
+"""Unit cell, orientation and lattice vectors (``specs/setup.md``).
 
 A cell (a, b, c in Å, angles in radians) gives reciprocal vectors in the reference
 program's standard setting (a* along x, b* in the xy plane); a MOSFLM matrix gives them

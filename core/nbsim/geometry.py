@@ -1,6 +1,6 @@
 """Detector placement: rotations, two-theta swing, pivot, and the origin vector pix0.
 
-Follows the reference program's set-up (``specs/geometry.md``): the detector basis is
+Follows the reference program's set-up (``specs/setup.md``): the detector basis is
 rotated about lab x, y, z, then swung by two-theta about its (un-normalised) axis; with the
 SAMPLE pivot the near point (Fclose, Sclose) is fixed before rotation, with the BEAM pivot the
 direct-beam spot (Fbeam, Sbeam) stays at ``distance`` along the beam.  All quantities are

@@ -1,6 +1,6 @@
 """X-ray sources: the divergence x dispersion grid, or an explicit source list.
 
-Generated sources (``specs/beam.md``): for every kept (horizontal, vertical) divergence grid
+Generated sources (``specs/setup.md``): for every kept (horizontal, vertical) divergence grid
 point (horizontal outer, elliptical trimming unless ``-square_div``) a position 10 m upstream
 is rotated by the vertical angle about the polarization vector, then by the horizontal angle
 about unit(beam × polarization); each position gets every wavelength

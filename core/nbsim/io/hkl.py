@@ -4,7 +4,7 @@ The reference program reads groups of four numbers regardless of line breaks, so
 with a phase or sigma column is read shifted; nbsim reads each line's first four columns.
 Indices must be integers (``1`` or ``1.0``); blank lines and lines starting with ``#`` are
 skipped.  The grid layout, the spare planes and the ``-default_F`` fill follow the reference
-(``specs/files.md``).
+(``specs/outputs.md``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The reference program's set-up rules: from the scan state to a :class:`RunConfig`.
 
-The phases run in the reference order (``specs/cli.md``, "set-up"): detector size, fluence
+The phases run in the reference order (``specs/setup.md``): detector size, fluence
 and sample clipping, beam-centre defaults, the convention block (which forces the pivot),
 vector normalisation, the structure-factor and crystal checks, the sampling auto-selection,
 the detector placement, the interpolation switch, the crystal, cell counts and
