@@ -1,0 +1,111 @@
+"""GPU checks in one process (CUDA start-up paid once): timings and golden parity on the device.
+
+    .venv/bin/python benchmarks/gpu_check.py [--out reports/gpu] [--quick]
+
+1. P4 and P3 of the benchmark suite in float32 (and float64) on ``cuda``: render time, warm
+   (best of repeats after a first, possibly compiling, run), with the tensor and the
+   compiled engines, and peak allocated GPU memory.
+2. Golden parity on ``cuda`` in float64, both phi policies, every case (``--quick``: a third).
+Writes ``gpu-check.json`` and ``gpu-check.md`` into ``--out``, with what the device reported.
+Meant to fit one 10-minute device run; it writes partial results as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import golden  # noqa: E402
+from suite import PROBLEMS, REFERENCE_SECONDS  # noqa: E402
+
+
+def timed_render(name: str, dtype: torch.dtype, engine: str, repeats: int = 3) -> dict:
+    from nbsim import RunConfig, build_model, select_physics
+    from nbsim.pipeline import render
+
+    config = RunConfig.from_nanobragg_argv(PROBLEMS[name].split())
+    physics = select_physics(config)
+    times = []
+    for _ in range(repeats):
+        model = build_model(config, device="cuda", dtype=dtype)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        with torch.no_grad():
+            image = render(model, physics, engine=engine).image
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return {"problem": name, "dtype": str(dtype).replace("torch.", ""), "engine": engine, "first_seconds": times[0],
+            "warm_seconds": min(times[1:]), "peak_gpu_bytes": torch.cuda.max_memory_allocated(),
+            "reference_seconds": REFERENCE_SECONDS[name], "image_sum": float(image.double().sum())}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "reports" / "gpu"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not torch.cuda.is_available():
+        print("no CUDA device", file=sys.stderr)
+        return 2
+    record = {"device": torch.cuda.get_device_name(), "capability": torch.cuda.get_device_capability(),
+              "torch": torch.__version__, "cuda": torch.version.cuda, "timings": [], "parity": []}
+
+    def save():
+        (out / "gpu-check.json").write_text(json.dumps(record, indent=1) + "\n")
+
+    for name, dtype, engine in (("P4", torch.float32, "compiled"), ("P4", torch.float32, "tensor"),
+                                ("P3", torch.float32, "compiled"), ("P3", torch.float32, "tensor"),
+                                ("P4", torch.float64, "tensor"), ("P2", torch.float64, "tensor")):
+        try:
+            row = timed_render(name, dtype, engine)
+        except Exception as exc:  # keep going: a failed measurement is a result too
+            row = {"problem": name, "dtype": str(dtype), "engine": engine, "error": f"{type(exc).__name__}: {exc}"}
+        record["timings"].append(row)
+        print(json.dumps(row), flush=True)
+        save()
+    names = golden.case_names()
+    if args.quick:
+        names = names[::3]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            for policy in ("spec", "c-parity"):
+                work = Path(tmp) / f"{name}-{policy}"
+                proc = golden.run_case(name, work, policy=policy, in_process=True, extra=("--device", "cuda"))
+                result = golden.compare(name, work, proc, policy=policy, dtype="float64")
+                record["parity"].append({"case": name, "policy": policy, "ok": result.ok,
+                                         "max_rel_error": result.max_rel_error, "pixels_off": result.pixels_off,
+                                         "details": list(result.details)})
+            save()
+    ok = sum(p["ok"] for p in record["parity"])
+    lines = [f"# GPU check on {record['device']}", "",
+             f"torch {record['torch']}, CUDA {record['cuda']}; `benchmarks/gpu_check.py`.", "",
+             "| problem | dtype | engine | first s | warm s | reference (C, 2 CPU threads) s | speed-up | peak GPU memory |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in record["timings"]:
+        if "error" in r:
+            lines.append(f"| {r['problem']} | {r['dtype']} | {r['engine']} | error: {r['error'][:80]} | | | | |")
+            continue
+        lines.append(f"| {r['problem']} | {r['dtype']} | {r['engine']} | {r['first_seconds']:.3f} | "
+                     f"{r['warm_seconds']:.4f} | {r['reference_seconds']} | "
+                     f"{r['reference_seconds'] / r['warm_seconds']:.0f}x | {r['peak_gpu_bytes'] / 2**20:.0f} MiB |")
+    lines += ["", f"Golden parity on cuda, float64: {ok}/{len(record['parity'])} (case x policy) within tolerance."]
+    (out / "gpu-check.md").write_text("\n".join(lines) + "\n")
+    save()
+    return 0 if ok == len(record["parity"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
