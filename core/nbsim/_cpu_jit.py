@@ -16,6 +16,7 @@ from numba import njit, prange
 
 SQUARE, ROUND, GAUSS, TOPHAT, SINGLE_SQUARE = 0, 1, 2, 3, 4
 PIXEL_BLOCK = 64  # pixels per parallel work item (scratch arrays are allocated per item)
+LANES = 8  # source arrays are padded to a multiple of this (a vector of doubles)
 NO_POLARIZATION, KAHN = 0, 1
 
 @njit(inline="always", fastmath={"contract"})
@@ -75,6 +76,32 @@ def _sincg32(h, n):
     limit = _F32(n * (1.0 - 4.0 * (half - np.floor(half))))
     ratio = _sinpi32(n * h) / (den if den != _F32(0.0) else _F32(1.0))
     return limit if den == _F32(0.0) else ratio
+
+
+@njit(inline="always")
+def _polarization(polar_mode, kahn, polar_axis, ix, iy, iz, dx, dy, dz):
+    """The polarization factor of incident (ix, iy, iz) and diffracted (dx, dy, dz), both unit."""
+    if polar_mode == NO_POLARIZATION:
+        return 1.0
+    c2 = ix * dx + iy * dy + iz * dz
+    c2sq = c2 * c2
+    if kahn == 0.0:
+        return 0.5 * (1.0 + c2sq)
+    # B = unit(axis x i), E = unit(i x B); cos 2psi = (E^2 - B^2)/(E^2 + B^2)
+    ax, ay, az = polar_axis[0], polar_axis[1], polar_axis[2]
+    Bx, By, Bz = ay * iz - az * iy, az * ix - ax * iz, ax * iy - ay * ix
+    Bn = math.sqrt(Bx * Bx + By * By + Bz * Bz)
+    if Bn > 0.0:
+        Bx, By, Bz = Bx / Bn, By / Bn, Bz / Bn
+    Ex, Ey, Ez = iy * Bz - iz * By, iz * Bx - ix * Bz, ix * By - iy * Bx
+    En = math.sqrt(Ex * Ex + Ey * Ey + Ez * Ez)
+    if En > 0.0:
+        Ex, Ey, Ez = Ex / En, Ey / En, Ez / En
+    E = dx * Ex + dy * Ey + dz * Ez
+    B = dx * Bx + dy * By + dz * Bz
+    norm = E * E + B * B
+    cos2psi = (E * E - B * B) / norm if norm > 0.0 else 1.0
+    return 0.5 * (1.0 + c2sq - kahn * cos2psi * (1.0 - c2sq))
 
 
 @njit(inline="always")
@@ -157,6 +184,12 @@ def _pass_sum(shape, constant_F, tv, Sx, Sy, Sz, na, nb, nc, fudge, recip, grid,
 def _sources_loop(shape, constant_F, tables, vsel, r, Sx, Sy, Sz, alive, na, nb, nc, fudge, recip, grid, lo, hi,
                   gshape, default_F):
     total = 0.0
+    if vsel[0] < 0:  # every source uses table 0 (the usual case): no per-lane gather of the lattice
+        t = tables[0, r]
+        for s in range(Sx.shape[0]):
+            total += alive[s] * _term(shape, constant_F, t, Sx[s], Sy[s], Sz[s], na, nb, nc, fudge, recip, grid,
+                                      lo, hi, gshape, default_F)
+        return total
     for s in range(Sx.shape[0]):
         total += alive[s] * _term(shape, constant_F, tables[vsel[s], r], Sx[s], Sy[s], Sz[s], na, nb, nc, fudge,
                                   recip, grid, lo, hi, gshape, default_F)
@@ -195,6 +228,8 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     """
     P = idx.shape[0]
     S = src_dir.shape[0]
+    inv_lambda = 1.0 / src_lambda
+    S_pad = (S + LANES - 1) // LANES * LANES
     R = tables.shape[1]
     values = np.empty(P)
     omegas = np.empty(P)
@@ -208,11 +243,12 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     F2 = default_F * default_F
     blocks = (P + PIXEL_BLOCK - 1) // PIXEL_BLOCK
     for blk in prange(blocks):
-        Sxa = np.empty(S)
-        Sya = np.empty(S)
-        Sza = np.empty(S)
-        alive = np.empty(S)
-        vsel = np.empty(S, dtype=np.int64)
+        # padded to whole vectors: the source loop then has no scalar remainder
+        Sxa = np.zeros(S_pad)
+        Sya = np.zeros(S_pad)
+        Sza = np.zeros(S_pad)
+        alive = np.zeros(S_pad)
+        vsel = np.zeros(S_pad, dtype=np.int64)
         for p in range(blk * PIXEL_BLOCK, min(P, (blk + 1) * PIXEL_BLOCK)):
             pix = idx[p]
             fpix = pix % fpixels
@@ -244,42 +280,32 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                         if capture_layer == 0.0:
                             parallax = dx * ox + dy * oy + dz * oz
                             capture_layer = math.exp(-t * thickstep * mu / parallax) - math.exp(-(t + 1) * thickstep * mu / parallax)
+                        # scattering vectors of every source (branch-free, so the loop vectorises)
                         for s in range(S):
-                            ix, iy, iz = -src_dir[s, 0], -src_dir[s, 1], -src_dir[s, 2]
-                            lam = src_lambda[s]
-                            Sx, Sy, Sz = (dx - ix) / lam, (dy - iy) / lam, (dz - iz) / lam
-                            if dmin > 0.0:
-                                stol = 0.5 * math.sqrt(Sx * Sx + Sy * Sy + Sz * Sz)
+                            Sxa[s] = (dx + src_dir[s, 0]) * inv_lambda[s]
+                            Sya[s] = (dy + src_dir[s, 1]) * inv_lambda[s]
+                            Sza[s] = (dz + src_dir[s, 2]) * inv_lambda[s]
+                            alive[s] = 1.0
+                            vsel[s] = 0
+                        if dmin > 0.0:
+                            for s in range(S):
+                                stol = 0.5 * math.sqrt(Sxa[s] * Sxa[s] + Sya[s] * Sya[s] + Sza[s] * Sza[s])
                                 if stol > 0.0 and dmin > 0.5 / stol:
                                     alive[s] = 0.0
-                                    Sxa[s], Sya[s], Sza[s], vsel[s] = 0.0, 0.0, 0.0, 0
+                        if polar == 0.0:  # the first non-zero factor of a surviving pass is kept
+                            for s in range(S):
+                                if alive[s] == 0.0:
                                     continue
-                            if polar == 0.0:
-                                c2 = ix * dx + iy * dy + iz * dz
-                                c2sq = c2 * c2
-                                value = 0.5 * (1.0 + c2sq)
-                                if polar_mode == KAHN and kahn != 0.0:
-                                    # B = unit(axis x i), E = unit(i x B); cos 2psi = (E^2 - B^2)/(E^2 + B^2)
-                                    ax, ay, az = polar_axis[0], polar_axis[1], polar_axis[2]
-                                    Bx, By, Bz = ay * iz - az * iy, az * ix - ax * iz, ax * iy - ay * ix
-                                    Bn = math.sqrt(Bx * Bx + By * By + Bz * Bz)
-                                    if Bn > 0.0:
-                                        Bx, By, Bz = Bx / Bn, By / Bn, Bz / Bn
-                                    Ex, Ey, Ez = iy * Bz - iz * By, iz * Bx - ix * Bz, ix * By - iy * Bx
-                                    En = math.sqrt(Ex * Ex + Ey * Ey + Ez * Ez)
-                                    if En > 0.0:
-                                        Ex, Ey, Ez = Ex / En, Ey / En, Ez / En
-                                    E = dx * Ex + dy * Ey + dz * Ez
-                                    B = dx * Bx + dy * By + dz * Bz
-                                    norm = E * E + B * B
-                                    cos2psi = (E * E - B * B) / norm if norm > 0.0 else 1.0
-                                    value = 0.5 * (1.0 + c2sq - kahn * cos2psi * (1.0 - c2sq))
-                                elif polar_mode == NO_POLARIZATION:
-                                    value = 1.0
-                                polar = value
-                            ordinal = pix * passes_per_pixel + ((t * n + i) * n + j) * S + s
-                            vsel[s] = variant_first if ordinal == block_first[block] else 0
-                            Sxa[s], Sya[s], Sza[s], alive[s] = Sx, Sy, Sz, 1.0
+                                polar = _polarization(polar_mode, kahn, polar_axis, -src_dir[s, 0], -src_dir[s, 1],
+                                                      -src_dir[s, 2], dx, dy, dz)
+                                if polar != 0.0:
+                                    break
+                        base = pix * passes_per_pixel + ((t * n + i) * n + j) * S
+                        first = block_first[block] - base
+                        if variant_first != 0 and 0 <= first < S and alive[first] != 0.0:
+                            vsel[first] = variant_first
+                        elif R < S:
+                            vsel[0] = -1  # tells the source loop that one table serves every source
                         # the lattice sums, vectorised over whichever is longer: orientations or sources
                         total = 0.0
                         if R >= S:
