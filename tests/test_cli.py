@@ -57,6 +57,10 @@ def one_error_line(result) -> str:
         (SMALL + ["--lattice", "cubic"], 2, ["lattice factor", "square"]),
         (SMALL + ["stray"], 2, ["stray"]),
         (SMALL + ["--max-memory", "lots"], 2, ["--max-memory"]),
+        (SMALL + ["-fluence", "-5"], 2, ["-fluence", "non-negative"]),
+        (SMALL + ["-water", "-1"], 2, ["-water", "non-negative"]),
+        (SMALL + ["--device", "banana"], 2, ["--device", "banana"]),
+        (SMALL + ["--engine", "warp"], 2, ["--engine"]),
     ],
 )
 def test_errors_are_one_line_and_leave_no_files(in_tmp, args, code, words):
@@ -66,6 +70,12 @@ def test_errors_are_one_line_and_leave_no_files(in_tmp, args, code, words):
     for w in words:
         assert w in line
     assert sorted(os.listdir(in_tmp)) == []
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message without CUDA")
+def test_cuda_without_cuda_is_a_usage_error(in_tmp):
+    result = invoke("run", *SMALL, "--device", "cuda")
+    assert result.exit_code == 2 and "CUDA is not available" in one_error_line(result)
 
 
 def test_malformed_hkl_names_file_and_line(in_tmp):

@@ -193,8 +193,10 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
                 raise UsageError(f"--stages: expected block sizes such as 4,1, got {stages!r}") from None
             if not blocks or min(blocks) < 1:
                 raise UsageError(f"--stages: expected positive block sizes, got {stages!r}")
+            from nbsim.api import check_device
+
             sim = Simulation.from_argv(
-                list(flags), device=device, dtype=torch_dtype(dtype),
+                list(flags), device=check_device(device), dtype=torch_dtype(dtype),
                 phi_policy=phi_policy, lattice=lattice, polarization=polarization,
                 policy_options=_plugin_choices(system, phi_policy, plugin_values), max_memory=_memory(max_memory),
             )
@@ -248,7 +250,24 @@ def _progress_bar(argv):
     return show
 
 
-@click.group(context_settings={"help_option_names": ["--help"]})
+class NbsimGroup(click.Group):
+    """A click group whose usage errors are one line on stderr, like nbsim's own errors."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"nbsim: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("nbsim: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=NbsimGroup, context_settings={"help_option_names": ["--help"]})
 @click.version_option(nbsim.__version__, "--version", prog_name="nbsim")
 def cli():
     """nbsim: the nanoBragg diffraction simulator in PyTorch."""

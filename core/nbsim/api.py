@@ -1,4 +1,4 @@
-"""Choosing the physics of a render: the phi policy, lattice factor and polarization model.
+"""Choosing the physics of a render (phi policy, lattice factor, polarization model) and its device.
 
 The registered objects come from the plugin system (``nbsim.plugins``); this module turns the
 configuration and the user's choices into a :class:`nbsim.kernel.Physics`.
@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from nbsim.config import RunConfig
-from nbsim.errors import PluginError
+from nbsim.errors import PluginError, UsageError
 from nbsim.kernel import Physics
 from nbsim.plugins import PluginSystem, load_plugins
 
@@ -60,3 +62,16 @@ def select_physics(
         lattice=system.lattice_factors.get(lattice),
         polarization=system.polarization_models.get(polarization),
     )
+
+
+def check_device(name: str) -> torch.device:
+    """The torch device ``name``, or a usage error saying why it cannot be used here."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device: unknown device {name!r} (examples: cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available (torch {torch.__version__})")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: nbsim runs on cpu and cuda devices")
+    return device

@@ -21,7 +21,7 @@ import torch
 
 import nbsim
 from nbsim import outputs, report
-from nbsim.api import select_physics
+from nbsim.api import check_device, select_physics
 from nbsim.config import RunConfig
 from nbsim.io import atomic, fdump
 from nbsim.model import build_model
@@ -65,6 +65,7 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     started = time.perf_counter()
+    device = check_device(options.device)
     config = RunConfig.from_nanobragg_argv(argv)
     for text in config.warnings:
         warn(text)
@@ -77,7 +78,7 @@ def run(
         lines.append(text)
         echo(text)
 
-    model = build_model(config, device=options.device, dtype=DTYPES[options.dtype])
+    model = build_model(config, device=device, dtype=DTYPES[options.dtype])
     # the printout and statistics read the (double-precision) model on the CPU
     printout_model = model if model.device.type == "cpu" else build_model(config)
     for text in report.setup_lines(config, printout_model):

@@ -445,42 +445,52 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None) 
 
     seed = st.seed if st.seed is not None else start_seed
 
-    beam = BeamConfig(
-        wavelength=st.lambda0, fluence=fluence, flux=flux, exposure=exposure, beamsize=beamsize,
-        dispersion=dispersion, dispsteps=dispsteps, dispstep=dispstep,
-        hdivrange=hdivrange, hdivstep=hdivstep, hdivsteps=hdivsteps,
-        vdivrange=vdivrange, vdivstep=vdivstep, vdivsteps=vdivsteps, round_div=st.round_div,
-        source_file=source_list, direction=beam_v, polar_vector=polar_v,
-        polarization=st.polarization, nopolar=st.nopolar, water_size=st.water_size,
-    )
-    detector = DetectorConfig(
-        convention=conv, pivot=pivot, fpixels=fpixels, spixels=spixels, pixel_size=pixel,
-        detsize_f=detsize_f, detsize_s=detsize_s, distance=st.distance, close_distance=close_distance,
-        Xbeam=Xbeam, Ybeam=Ybeam, Xclose=Xclose, Yclose=Yclose, Fbeam=Fbeam, Sbeam=Sbeam,
-        Fclose=Fclose, Sclose=Sclose, fdet=fdet, sdet=sdet, odet=odet, twotheta_axis=tt_axis,
-        rotx=st.detector_rotx, roty=st.detector_roty, rotz=st.detector_rotz, twotheta=st.twotheta,
-        thickness=thick, thicksteps=thicksteps, thickstep=thickstep, mu=mu,
-        curved=st.curved_detector, point_pixel=st.point_pixel, roi=tuple(roi), mask=mask,
-        mask_file=st.maskfile, img_file=st.imgfile,
-    )
-    crystal = CrystalConfig(
-        cell=cell, reciprocal_matrix=recip_matrix, matrix_file=st.matfile, misset=None if misset is None else tuple(misset),
-        misset_random=misset_random, misset_seed=misset_seed, Na=st.Na, Nb=st.Nb, Nc=st.Nc,
-        n_cells=(Na, Nb, Nc), sample_x=sample_x, sample_y=sample_y, sample_z=sample_z,
-        shape=st.xtal_shape, fudge=st.fudge, mosaic_spread=mosaic_spread, mosaic_domains=mosaic_domains,
-        mosaic_seed=st.mosaic_seed, default_F=st.default_F, structure_factors=sf,
-        interpolate=interpolate, interpolate_auto=interpolate_auto,
-    )
-    sampling = SamplingConfig(
-        phi0=st.phi0, phistep=phistep, phisteps=phisteps, osc=osc, spindle_axis=spindle,
-        oversample=oversample, oversample_thick=st.oversample_thick, oversample_polar=st.oversample_polar,
-        oversample_omega=st.oversample_omega, dmin=st.dmin,
-    )
-    output = OutputConfig(
-        floatfile=st.floatfile, intfile=st.intfile, pgmfile=st.pgmfile if st.write_pgm else None,
-        noisefile=st.noisefile if st.calculate_noise else None, dumpfile=st.dumpfile,
-        intfile_scale=st.intfile_scale, pgm_scale=st.pgm_scale, adc_offset=st.adc_offset, seed=seed,
-        printout=st.printout, printout_pixel=st.printout_pixel, progress=st.progress,
-    )
-    return RunConfig(beam=beam, detector=detector, crystal=crystal, sampling=sampling, output=output,
-                     argv=tuple(argv), warnings=tuple(notes.warnings), setup_notices=tuple(notes.notices))
+    try:
+        beam = BeamConfig(
+            wavelength=st.lambda0, fluence=fluence, flux=flux, exposure=exposure, beamsize=beamsize,
+            dispersion=dispersion, dispsteps=dispsteps, dispstep=dispstep,
+            hdivrange=hdivrange, hdivstep=hdivstep, hdivsteps=hdivsteps,
+            vdivrange=vdivrange, vdivstep=vdivstep, vdivsteps=vdivsteps, round_div=st.round_div,
+            source_file=source_list, direction=beam_v, polar_vector=polar_v,
+            polarization=st.polarization, nopolar=st.nopolar, water_size=st.water_size,
+        )
+        detector = DetectorConfig(
+            convention=conv, pivot=pivot, fpixels=fpixels, spixels=spixels, pixel_size=pixel,
+            detsize_f=detsize_f, detsize_s=detsize_s, distance=st.distance, close_distance=close_distance,
+            Xbeam=Xbeam, Ybeam=Ybeam, Xclose=Xclose, Yclose=Yclose, Fbeam=Fbeam, Sbeam=Sbeam,
+            Fclose=Fclose, Sclose=Sclose, fdet=fdet, sdet=sdet, odet=odet, twotheta_axis=tt_axis,
+            rotx=st.detector_rotx, roty=st.detector_roty, rotz=st.detector_rotz, twotheta=st.twotheta,
+            thickness=thick, thicksteps=thicksteps, thickstep=thickstep, mu=mu,
+            curved=st.curved_detector, point_pixel=st.point_pixel, roi=tuple(roi), mask=mask,
+            mask_file=st.maskfile, img_file=st.imgfile,
+        )
+        crystal = CrystalConfig(
+            cell=cell, reciprocal_matrix=recip_matrix, matrix_file=st.matfile, misset=None if misset is None else tuple(misset),
+            misset_random=misset_random, misset_seed=misset_seed, Na=st.Na, Nb=st.Nb, Nc=st.Nc,
+            n_cells=(Na, Nb, Nc), sample_x=sample_x, sample_y=sample_y, sample_z=sample_z,
+            shape=st.xtal_shape, fudge=st.fudge, mosaic_spread=mosaic_spread, mosaic_domains=mosaic_domains,
+            mosaic_seed=st.mosaic_seed, default_F=st.default_F, structure_factors=sf,
+            interpolate=interpolate, interpolate_auto=interpolate_auto,
+        )
+        sampling = SamplingConfig(
+            phi0=st.phi0, phistep=phistep, phisteps=phisteps, osc=osc, spindle_axis=spindle,
+            oversample=oversample, oversample_thick=st.oversample_thick, oversample_polar=st.oversample_polar,
+            oversample_omega=st.oversample_omega, dmin=st.dmin,
+        )
+        output = OutputConfig(
+            floatfile=st.floatfile, intfile=st.intfile, pgmfile=st.pgmfile if st.write_pgm else None,
+            noisefile=st.noisefile if st.calculate_noise else None, dumpfile=st.dumpfile,
+            intfile_scale=st.intfile_scale, pgm_scale=st.pgm_scale, adc_offset=st.adc_offset, seed=seed,
+            printout=st.printout, printout_pixel=st.printout_pixel, progress=st.progress,
+        )
+        return RunConfig(beam=beam, detector=detector, crystal=crystal, sampling=sampling, output=output,
+                         argv=tuple(argv), warnings=tuple(notes.warnings), setup_notices=tuple(notes.notices))
+    except ValueError as exc:  # a validator of the configuration classes: name the flag
+        field = str(exc).split(" ", 1)[0]
+        raise UsageError(f"{FIELD_FLAGS.get(field, field)}: {exc}") from None
+
+
+#: the flag behind each validated configuration field, for error messages
+FIELD_FLAGS = {"fluence": "-fluence", "water_size": "-water", "dispersion": "-dispersion", "thickness": "-detector_thick",
+               "mosaic_spread": "-mosaic", "dmin": "-dmin", "wavelength": "-lambda", "pixel_size": "-pixel",
+               "distance": "-distance", "roi": "-roi", "fpixels": "-detpixels", "spixels": "-detpixels"}
