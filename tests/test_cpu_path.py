@@ -83,3 +83,17 @@ def test_single_precision_square_loop_is_close():
     assert single.dtype == torch.float32
     peak = reference.abs().max()
     assert ((single.double() - reference).abs() <= 1e-5 * reference.abs() + 1e-6 * peak).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["spec", "c-parity"])
+def test_compiled_engine_matches_tensor_kernel(policy, hkl):
+    """torch.compile'd orientation sums (slow: compiles; run with -m slow)."""
+    config = RunConfig.from_nanobragg_argv(
+        f"{BASE} -hkl {hkl} -mosaic 1 -mosaic_dom 70 -phi 0 -osc 2 -phisteps 3".split())
+    physics = select_physics(config, phi_policy=policy)
+    m = build_model(config)
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor").image
+        compiled = render(m, physics, engine="compiled").image
+    assert torch.allclose(compiled, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
