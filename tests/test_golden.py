@@ -31,6 +31,15 @@ def test_golden(name, policy, tmp_path):
 
 
 @pytest.mark.golden
+@pytest.mark.parametrize("name", CASES)
+def test_golden_numba_engine(name, tmp_path):
+    """The compiled CPU loop where it applies (the tensor kernel elsewhere), c-parity policy."""
+    proc = G.run_case(name, tmp_path, policy="c-parity", in_process=True, extra=("--engine", "numba"))
+    result = G.compare(name, tmp_path, proc, policy="c-parity", dtype="float64")
+    assert result.ok, f"{name}: {result}"
+
+
+@pytest.mark.golden
 @pytest.mark.parametrize("name", [n for n in CASES if not (G.GOLDEN / "cases" / n / "float.spec.bin").exists()])
 def test_policies_agree_without_zero_phi_steps(name, tmp_path):
     """Cases with no float.spec.bin give identical images under both policies."""

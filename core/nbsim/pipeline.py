@@ -23,6 +23,8 @@ DEFAULT_MAX_MEMORY = 1 << 30
 ENGINES = ("auto", "tensor", "compiled", "numba")
 #: pixels per chunk of the numba loop (it keeps no per-evaluation tensors): progress granularity
 NUMBA_CHUNK = 1 << 16
+#: below this many sub-evaluations the tensor kernel finishes before numba has loaded its code
+NUMBA_MIN_EVALUATIONS = 2_000_000
 
 
 @attrs.frozen(eq=False)
@@ -88,8 +90,9 @@ def render(
         graph (bounded memory for gradients); default: when gradients are being recorded.
     :param engine: ``"tensor"`` (the tensor kernel, eager), ``"compiled"`` (its orientation sums
         through torch.compile, ``nbsim.compiled``), ``"numba"`` (the compiled CPU loop,
-        ``nbsim.cpu``, where it applies) or ``"auto"``: numba where it applies, else compiled
-        for renders large enough to pay for compilation, else tensor.
+        ``nbsim.cpu``, where it applies) or ``"auto"``: numba where it applies and the render
+        has at least ``NUMBA_MIN_EVALUATIONS`` sub-evaluations, else compiled for renders large
+        enough to pay for compilation, else tensor.
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
     :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
@@ -110,7 +113,8 @@ def render(
     evaluations = total * m.thicksteps * m.oversample ** 2 * m.n_sources * m.phisteps * m.domains
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    use_numba = engine in ("auto", "numba") and cpu.applicable(m, physics)
+    use_numba = (engine == "numba" or (engine == "auto" and evaluations >= NUMBA_MIN_EVALUATIONS)) \
+        and cpu.applicable(m, physics)
     if engine == "numba" and not use_numba:
         engine = "tensor"  # numba does not cover this render: the tensor kernel does
     compile = not use_numba and (engine == "compiled" or (
