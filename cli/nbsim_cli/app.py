@@ -184,6 +184,7 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
     def callback(observed, refine_names, json_out, optimizer, iterations, stages, phi_policy, device, dtype,
                  max_memory, lattice, polarization, flags, **plugin_values):
         from nbsim.refine import Refinement, read_observed
+        from nbsim.runner import DTYPES
         from nbsim.simulation import Simulation
 
         try:
@@ -196,7 +197,7 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
             from nbsim.api import check_device
 
             sim = Simulation.from_argv(
-                list(flags), device=check_device(device), dtype=torch_dtype(dtype),
+                list(flags), device=check_device(device), dtype=DTYPES[dtype],
                 phi_policy=phi_policy, lattice=lattice, polarization=polarization,
                 policy_options=_plugin_choices(system, phi_policy, plugin_values), max_memory=_memory(max_memory),
             )
@@ -225,12 +226,6 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
         help="Fit parameters of a nanoBragg model (its flags) to an observed image.",
         short_help="refine model parameters against an image",
     )
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return {"float64": torch.float64, "float32": torch.float32}[name]
 
 
 def _progress_bar(argv):

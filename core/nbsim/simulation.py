@@ -92,18 +92,9 @@ class Simulation:
         return render(model, self.physics, max_memory=self.max_memory, pixels=flat, checkpoint=checkpoint).values
 
 
-def simulate(
-    config: RunConfig,
-    *,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float64,
-    phi_policy: str = "spec",
-    lattice: str | None = None,
-    polarization: str | None = None,
-    params: Mapping[str, Tensor] | None = None,
-    max_memory: int = DEFAULT_MAX_MEMORY,
-) -> Tensor:
-    """The float image of ``config`` as a (spixels, fpixels) tensor (one call, no state kept)."""
-    sim = Simulation(config, device=device, dtype=dtype, phi_policy=phi_policy, lattice=lattice,
-                     polarization=polarization, max_memory=max_memory)
-    return sim.image(params)
+def simulate(config: RunConfig, *, params: Mapping[str, Tensor] | None = None, **options) -> Tensor:
+    """The float image of ``config`` as a (spixels, fpixels) tensor (one call, no state kept).
+
+    ``options`` are those of :class:`Simulation` (device, dtype, phi_policy, lattice, ...).
+    """
+    return Simulation(config, **options).image(params)
