@@ -158,7 +158,7 @@ def _sha256(path: str) -> str | None:
 
 
 def provenance(config, options, physics, system, files, render_seconds) -> dict:
-    c, b, d = config.crystal, config.beam, config.detector
+    c, d = config.crystal, config.detector
     inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file) if p]
     if c.structure_factors is not None:
         inputs.append(c.structure_factors.path)
@@ -175,7 +175,7 @@ def provenance(config, options, physics, system, files, render_seconds) -> dict:
         "device": options.device,
         "dtype": options.dtype,
         "phi_policy": {"name": physics.policy.name, "plugin": system.phi_policies.owner(physics.policy.name),
-                       "options": {k: v for k, v in options.plugin_options.items()}},
+                       "options": dict(options.plugin_options)},
         "lattice_factor": physics.lattice.name,
         "polarization_model": physics.polarization.name,
         "plugins": [attrs.asdict(p) for p in system.info],

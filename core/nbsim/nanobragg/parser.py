@@ -172,7 +172,7 @@ def parse_argv(argv: Sequence[str]) -> ScanState:
     """
     events = scan(argv)
     state = ScanState()
-    for flag, spelling, pos, _ in events:
+    for flag, _, pos, _ in events:
         state.typed.setdefault(flag.name, []).append(pos)
     img = [v for f, _, _, v in events if f.name == "-img"]
     mask = [v for f, _, _, v in events if f.name == "-mask"]

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from nbsim import RunConfig, build_model, select_physics
 from nbsim.errors import UsageError
 from nbsim.pipeline import render
-from nbsim.protocols import Passes
 from nbsim.testing import BasePhiPolicyTests
 from nbsim.testing.phi import phi_inputs
 from nbsim.vectors import rotate_axis
