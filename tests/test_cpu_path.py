@@ -53,14 +53,12 @@ def test_numba_with_structure_factors(hkl):
     assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
-@pytest.mark.parametrize("extra", ["-oversample 2 -oversample_omega", "-interpolate -hkl HKL", "GRAD",
-                                   "-round_xtal F32"])
+@pytest.mark.parametrize("extra", ["-oversample 2 -oversample_omega", "-interpolate -hkl HKL", "GRAD"])
 def test_numba_steps_aside_where_it_does_not_apply(extra, hkl):
-    config = RunConfig.from_nanobragg_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "")
-                                           .replace("F32", "").split())
+    config = RunConfig.from_nanobragg_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "").split())
     physics = select_physics(config)
     params = {"distance": torch.tensor(0.06, dtype=torch.float64, requires_grad=True)} if extra == "GRAD" else None
-    m = build_model(config, dtype=torch.float32 if "F32" in extra else torch.float64, params=params)
+    m = build_model(config, params=params)
     with torch.set_grad_enabled(extra == "GRAD"):
         assert not cpu.applicable(m, physics)
         # "numba" falls back to the tensor kernel instead of failing
@@ -74,12 +72,38 @@ def test_unknown_engine():
         render(build_model(config), select_physics(config), engine="warp")
 
 
-def test_single_precision_square_loop_is_close():
-    config = RunConfig.from_nanobragg_argv((BASE + " " + VARIANTS["sources_phi_mosaic"]).split())
-    physics = select_physics(config)
+SINGLE = {
+    # orientations outnumber sources: one reference orientation, or one per phi step
+    "one_group": ("-mosaic 1 -mosaic_dom 20 -divergence 1 -divsteps 2", cpu._cpu_jit.NEAR_ORIENTATIONS),
+    "per_phi_step": ("-phi 0 -osc 40 -phisteps 3 -mosaic 0.5 -mosaic_dom 5", cpu._cpu_jit.NEAR_ORIENTATIONS),
+    # sources outnumber orientations: sources near their mean
+    "sources": ("-divergence 1 -divsteps 3 -dispersion 1 -dispsteps 3 -phi 0 -osc 2 -phisteps 2",
+                cpu._cpu_jit.NEAR_SOURCES),
+    "wide_phi": ("-phi 0 -osc 90 -phisteps 4", cpu._cpu_jit.NEAR_ORIENTATIONS),
+    # too far from any reference: double precision
+    "wide_mosaic": ("-mosaic 30 -mosaic_dom 6", cpu._cpu_jit.DOUBLE),
+    "round": ("-round_xtal -mosaic 1 -mosaic_dom 20", cpu._cpu_jit.DOUBLE),
+    "fractional_N": ("-mosaic 1 -mosaic_dom 20 N=4.5", cpu._cpu_jit.DOUBLE),
+}
+
+
+@pytest.mark.parametrize("policy", ["spec", "c-parity"])
+@pytest.mark.parametrize("structure_factors", [False, True])
+@pytest.mark.parametrize("case", SINGLE)
+def test_single_precision_loop_is_close(case, structure_factors, policy, hkl):
+    """float32 sums (h split into a double reference and a single remainder) stay near float64."""
+    extra, mode = SINGLE[case]
+    argv = f"{BASE} {extra}" + (f" -hkl {hkl} -default_F 3" if structure_factors else "")
+    # N is whole on the command line; the Python API also takes real numbers
+    params = {"n_cells": torch.tensor([4.5, 4.0, 4.0], dtype=torch.float64)} if "N=4.5" in argv else None
+    config = RunConfig.from_nanobragg_argv(argv.replace("N=4.5", "").split())
+    physics = select_physics(config, phi_policy=policy, options={"--c-threads": 3} if policy == "c-parity" else None)
+    single_model = build_model(config, dtype=torch.float32, params=params)
+    tables, _ = cpu._variant_tables(single_model, physics)
+    assert cpu._precision_plan(single_model, physics, tables)[0] == mode
     with torch.no_grad():
-        reference = render(build_model(config), physics, engine="tensor").image
-        single = render(build_model(config, dtype=torch.float32), physics, engine="numba").image
+        reference = render(build_model(config, params=params), physics, engine="tensor").image
+        single = render(single_model, physics, engine="numba").image
     assert single.dtype == torch.float32
     peak = reference.abs().max()
     assert ((single.double() - reference).abs() <= 1e-5 * reference.abs() + 1e-6 * peak).all()

@@ -2,7 +2,7 @@
 
 It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the common case:
 CPU, no gradient, built-in lattice shapes and polarization models (they declare
-``cpu_kernel``; in single precision the square shape only), a phi policy whose orientations depend at most on whether a pass is the first
+``cpu_kernel``), a phi policy whose orientations depend at most on whether a pass is the first
 of its row block (it declares ``pass_dependence``), no tricubic interpolation, no
 ``-oversample_thick/_polar/_omega`` running products and no tracing.  Anything else uses the
 tensor kernel.  Results agree with it to rounding (``tests/test_cpu_path.py``).
@@ -34,8 +34,7 @@ def applicable(m: Model, physics: Physics) -> bool:
     return (
         _cpu_jit is not None
         and m.device.type == "cpu"
-        and (m.compute_dtype == torch.float64
-             or (m.compute_dtype == torch.float32 and getattr(physics.lattice, "cpu_kernel", None) == "square"))
+        and m.compute_dtype in (torch.float64, torch.float32)
         and not (torch.is_grad_enabled() and m.anchor.requires_grad)  # every parameter reaches the anchor
         and not cfg.crystal.interpolate
         and not (s.oversample_thick or s.oversample_polar or s.oversample_omega)
@@ -45,21 +44,59 @@ def applicable(m: Model, physics: Physics) -> bool:
     )
 
 
-def _shape_code(m: Model, physics: Physics) -> int:
-    """The loop's lattice code; single precision has its own square-shape loop."""
-    if m.compute_dtype == torch.float32:
-        return _cpu_jit.SINGLE_SQUARE
-    return SHAPES[physics.lattice.cpu_kernel]
+#: the largest |h - h_reference| (reciprocal-lattice units) a single-precision lattice sum
+#: may carry; beyond it the rounding of the difference outgrows the float32 tolerance
+NEAR_SPAN = 4.0
+
+
+def _row_norms(t: np.ndarray) -> np.ndarray:
+    """Lengths of the a, b, c rows of tables laid out (..., 9, R): (..., 3, R)."""
+    return np.sqrt((t.reshape(*t.shape[:-2], 3, 3, t.shape[-1]) ** 2).sum(axis=-2))
+
+
+def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
+    """How the loop takes the lattice sums: (mode, refs, near tables, mean source).
+
+    Single precision (``--dtype float32``, square shape, whole N) computes h = j + x with j and
+    the reference part of x in double and only the small remainder in single precision:
+    orientations near the mean of their group (one group, else one per phi step) when
+    orientations outnumber sources, sources near their mean otherwise.  Where the remainder
+    could exceed NEAR_SPAN the sums stay in double precision.
+    """
+    V, _, R = tables.shape
+    double = (_cpu_jit.DOUBLE, np.zeros((V, 1, 9)), np.zeros((V, 1, 9, R), np.float32), np.zeros(4))
+    n = m.n_cells.numpy()
+    if (m.compute_dtype != torch.float32 or physics.lattice.cpu_kernel != "square"
+            or not np.array_equal(n, np.round(n))):
+        return double
+    directions = m.sources.directions.numpy()
+    inv_lambda = 1.0 / m.sources.wavelengths.numpy()
+    if R >= directions.shape[0]:
+        s_max = 2.0 * inv_lambda.max()  # |S| = |d + source|/λ
+        for groups in dict.fromkeys((1, m.phisteps)):
+            grouped = tables.reshape(V, 9, groups, R // groups).transpose(0, 2, 1, 3)  # (V, G, 9, M)
+            refs = grouped.mean(axis=-1)
+            delta = grouped - refs[..., None]
+            if _row_norms(delta).max() * s_max <= NEAR_SPAN:
+                return (_cpu_jit.NEAR_ORIENTATIONS, refs, np.ascontiguousarray(delta, dtype=np.float32),
+                        np.zeros(4))
+        return double
+    weighted = directions * inv_lambda[:, None]
+    mean = np.append(weighted.mean(axis=0), inv_lambda.mean())
+    # |S_s - S_mean| <= |1/λ_s - mean 1/λ| + |src_s/λ_s - mean src/λ| for a unit diffracted direction
+    spread = (np.abs(inv_lambda - mean[3]) + np.linalg.norm(weighted - mean[:3], axis=1)).max()
+    if _row_norms(tables[0]).max() * spread <= NEAR_SPAN:
+        return _cpu_jit.NEAR_SOURCES, double[1], tables[:, None].astype(np.float32), mean
+    return double
 
 
 def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
-    """Orientation tables (V, R, 3, 3): [other passes, first pass of a block] and the first's row."""
+    """Orientation tables (V, 9, R): [other passes, first pass of a block] and the first's row."""
     probe = Passes(ordinal=torch.tensor([1, 0]), block=torch.tensor([0, 0]),
                    executed=torch.tensor([True, True]), block_first=torch.tensor([0]))
     tables = orientations(m, physics, probe)  # (1 or 2, R, 3, 3)
-    if tables.shape[0] == 1:
-        return tables.numpy(), 0
-    return tables.numpy(), 1
+    tables = np.ascontiguousarray(tables.reshape(tables.shape[0], -1, 9).transpose(1, 2).numpy())
+    return tables, 0 if tables.shape[0] == 1 else 1
 
 
 def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrder) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,13 +119,16 @@ def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrde
         hi = np.array([sf.h_max, sf.k_max, sf.l_max], dtype=np.int64)
         gshape = np.array(m.F_shape, dtype=np.int64)
     Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
+    precision, refs, near_tables, source_mean = _precision_plan(m, physics, tables)
+    lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
+    sf = (grid, lo, hi, gshape, float(m.default_F))
+    sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
     values, omegas = _cpu_jit.render_pixels(
         idx.numpy(), d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
         POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), Q,
-        _shape_code(m, physics), m.n_cells.numpy(), float(m.fudge), m.lattice.reciprocal.numpy(),
-        grid, lo, hi, gshape, float(m.default_F), constant_F,
-        float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
+        SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, near_tables, source_mean,
+        sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
     return torch.from_numpy(values), torch.from_numpy(omegas)
