@@ -73,13 +73,12 @@ def test_unknown_engine():
 
 
 SINGLE = {
-    # orientations outnumber sources: one reference orientation, or one per phi step
-    "one_group": ("-mosaic 1 -mosaic_dom 20 -divergence 1 -divsteps 2", cpu._cpu_jit.NEAR_ORIENTATIONS),
-    "per_phi_step": ("-phi 0 -osc 40 -phisteps 3 -mosaic 0.5 -mosaic_dom 5", cpu._cpu_jit.NEAR_ORIENTATIONS),
-    # sources outnumber orientations: sources near their mean
+    # near a reference: one reference orientation, or one per phi step; sources near their mean
+    "one_group": ("-mosaic 1 -mosaic_dom 20 -divergence 1 -divsteps 2", cpu._cpu_jit.NEAR),
+    "per_phi_step": ("-phi 0 -osc 40 -phisteps 3 -mosaic 0.5 -mosaic_dom 5", cpu._cpu_jit.NEAR),
     "sources": ("-divergence 1 -divsteps 3 -dispersion 1 -dispsteps 3 -phi 0 -osc 2 -phisteps 2",
-                cpu._cpu_jit.NEAR_SOURCES),
-    "wide_phi": ("-phi 0 -osc 90 -phisteps 4", cpu._cpu_jit.NEAR_ORIENTATIONS),
+                cpu._cpu_jit.NEAR),
+    "wide_phi": ("-phi 0 -osc 90 -phisteps 4", cpu._cpu_jit.NEAR),
     # too far from any reference: double precision
     "wide_mosaic": ("-mosaic 30 -mosaic_dom 6", cpu._cpu_jit.DOUBLE),
     "round": ("-round_xtal -mosaic 1 -mosaic_dom 20", cpu._cpu_jit.DOUBLE),
@@ -100,7 +99,10 @@ def test_single_precision_loop_is_close(case, structure_factors, policy, hkl):
     physics = select_physics(config, phi_policy=policy, options={"--c-threads": 3} if policy == "c-parity" else None)
     single_model = build_model(config, dtype=torch.float32, params=params)
     tables, _ = cpu._variant_tables(single_model, physics)
-    assert cpu._precision_plan(single_model, physics, tables)[0] == mode
+    plan = cpu._precision_plan(single_model, physics, tables)
+    assert plan[0] == mode
+    if case == "per_phi_step":  # the phi range is too wide for one reference: one per phi step
+        assert plan[1].shape[0] == 3
     with torch.no_grad():
         reference = render(build_model(config, params=params), physics, engine="tensor").image
         single = render(single_model, physics, engine="numba").image

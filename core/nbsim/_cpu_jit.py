@@ -15,11 +15,12 @@ import numpy as np
 from numba import njit, prange
 
 SQUARE, ROUND, GAUSS, TOPHAT = 0, 1, 2, 3
-#: how the lattice sums are taken: double precision, or single precision around a double
-#: reference (orientations grouped near reference orientations, or sources near their mean)
-DOUBLE, NEAR_ORIENTATIONS, NEAR_SOURCES = 0, 1, 2
-PIXEL_BLOCK = 64  # pixels per parallel work item (scratch arrays are allocated per item)
-LANES = 8  # source arrays are padded to a multiple of this (a vector of doubles)
+#: how the lattice sums are taken: in double precision, or in single precision near a
+#: double-precision reference (see :func:`_near_pass`)
+DOUBLE, NEAR = 0, 1
+#: pixels per parallel work item: the inner loops run over them (vectorised), so per-pass
+#: work and call overheads are shared by the block
+PIXEL_BLOCK = 128
 NO_POLARIZATION, KAHN = 0, 1
 
 @njit(inline="always", fastmath={"contract"})
@@ -89,16 +90,6 @@ def _sincg_near(x, parity, parity_n, n):
 def _parity(j):
     half = j * 0.5
     return _F32(2.0 * (half - np.floor(half)))
-
-
-@njit
-def _split(h, k, l, n):
-    """(h, k, l) = j + x, j the nearest integers: returns x (single) and the ``near`` of :func:`_near_term`."""
-    jh, jk, jl = np.rint(h), np.rint(k), np.rint(l)
-    x = (_F32(h - jh), _F32(k - jk), _F32(l - jl))
-    parity = (_parity(jh), _parity(jk), _parity(jl))
-    parity_n = (_parity(jh * n[0]), _parity(jk * n[1]), _parity(jl * n[2]))
-    return x, ((jh, jk, jl), parity, parity_n, (_F32(n[0]), _F32(n[1]), _F32(n[2])))
 
 
 @njit(inline="always")
@@ -184,7 +175,7 @@ def _term(shape, constant_F, h, k, l, lattice, sf):
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
 def _orientation_loop(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
-    """Σ over the orientations ``t`` (9, R) (rows a, b, c, one column per orientation)."""
+    """Σ over the orientations ``t`` (9, R) at one scattering vector (rows a, b, c per column)."""
     total = 0.0
     for r in range(t.shape[1]):
         h = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
@@ -196,132 +187,118 @@ def _orientation_loop(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
 
 @njit(fastmath={"reassoc", "contract"})
 def _orientation_sum(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
-    """Σ over orientations; the square shape with constant F gets its own loop (no branches)."""
-    if shape == SQUARE and constant_F:
-        return _orientation_loop(SQUARE, True, t, Sx, Sy, Sz, lattice, sf)
     return _orientation_loop(shape, constant_F, t, Sx, Sy, Sz, lattice, sf)
 
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
-def _source_loop(shape, constant_F, tables, vsel, r, Sx, Sy, Sz, alive, lattice, sf):
-    total = 0.0
-    if vsel[0] < 0:  # every source uses table 0 (the usual case): no per-lane gather of the lattice
-        t = tables[0]
+def _double_pass_loop(shape, constant_F, t, Sx, Sy, Sz, count, acc, lattice, sf):
+    for q in range(count):
+        acc[q] = 0.0
+    for r in range(t.shape[1]):
         t0, t1, t2, t3, t4, t5, t6, t7, t8 = t[0, r], t[1, r], t[2, r], t[3, r], t[4, r], t[5, r], t[6, r], t[7, r], t[8, r]
-        for s in range(Sx.shape[0]):
-            h = t0 * Sx[s] + t1 * Sy[s] + t2 * Sz[s]
-            k = t3 * Sx[s] + t4 * Sy[s] + t5 * Sz[s]
-            l = t6 * Sx[s] + t7 * Sy[s] + t8 * Sz[s]
-            total += alive[s] * _term(shape, constant_F, h, k, l, lattice, sf)
-        return total
-    for s in range(Sx.shape[0]):
-        t = tables[vsel[s]]
-        h = t[0, r] * Sx[s] + t[1, r] * Sy[s] + t[2, r] * Sz[s]
-        k = t[3, r] * Sx[s] + t[4, r] * Sy[s] + t[5, r] * Sz[s]
-        l = t[6, r] * Sx[s] + t[7, r] * Sy[s] + t[8, r] * Sz[s]
-        total += alive[s] * _term(shape, constant_F, h, k, l, lattice, sf)
-    return total
+        for q in range(count):  # from 0: indices provably non-negative, so loads stay contiguous
+            h = t0 * Sx[q] + t1 * Sy[q] + t2 * Sz[q]
+            k = t3 * Sx[q] + t4 * Sy[q] + t5 * Sz[q]
+            l = t6 * Sx[q] + t7 * Sy[q] + t8 * Sz[q]
+            acc[q] += _term(shape, constant_F, h, k, l, lattice, sf)
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _source_sum(shape, constant_F, tables, vsel, r, Sx, Sy, Sz, alive, lattice, sf):
-    """Σ over sources of orientation ``r`` (vectorised over sources: few orientations, many sources)."""
-    if shape == SQUARE and constant_F:
-        return _source_loop(SQUARE, True, tables, vsel, r, Sx, Sy, Sz, alive, lattice, sf)
-    return _source_loop(shape, constant_F, tables, vsel, r, Sx, Sy, Sz, alive, lattice, sf)
+def _double_pass(shape, constant_F, t, Sx, Sy, Sz, count, acc, lattice, sf):
+    """acc[q] = Σ_r term at h = t[:, r]·S_q for the first ``count`` pixels, in double precision.
 
-
-@njit(inline="always", fastmath={"contract"})
-def _near_term(constant_F, h, k, l, near, sf32):
-    """Single-precision F_latt^2 (F_cell^2) at (j + h, j + k, j + l) for the split ``near``.
-
-    ``near`` = (j (3 integers, double), parities of j (3), parities of N j (3), N (3)), all but
-    j in single precision.
+    The square shape with constant F gets its own loop (constants folded, no branches).
     """
-    j, parity, parity_n, n = near
-    F = (_sincg_near(h, parity[0], parity_n[0], n[0]) * _sincg_near(k, parity[1], parity_n[1], n[1])
-         * _sincg_near(l, parity[2], parity_n[2], n[2]))
-    if not constant_F:
-        half = _F32(0.5)
-        F *= _lookup(j[0] + np.ceil(h - half), j[1] + np.ceil(k - half), j[2] + np.ceil(l - half), sf32)
-    return F * F
+    if shape == SQUARE and constant_F:
+        _double_pass_loop(SQUARE, True, t, Sx, Sy, Sz, count, acc, lattice, sf)
+    else:
+        _double_pass_loop(shape, constant_F, t, Sx, Sy, Sz, count, acc, lattice, sf)
 
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
-def _near_orientation_loop(constant_F, delta, x, u, v, w, near, sf32):
-    """Σ over orientations r of h = j + x + delta[:, r]·(u, v, w), single precision (delta (9, M))."""
-    total = _F32(0.0)
-    for r in range(delta.shape[1]):  # from 0: indices provably non-negative, so loads stay contiguous
-        h = x[0] + (delta[0, r] * u + delta[1, r] * v + delta[2, r] * w)
-        k = x[1] + (delta[3, r] * u + delta[4, r] * v + delta[5, r] * w)
-        l = x[2] + (delta[6, r] * u + delta[7, r] * v + delta[8, r] * w)
-        total += _near_term(constant_F, h, k, l, near, sf32)
-    return np.float64(total)
-
-
-@njit(fastmath={"reassoc", "contract"})
-def _near_orientation_sum(constant_F, delta, x, u, v, w, near, sf32):
-    if constant_F:  # its own loop, without the lookup's branches
-        return _near_orientation_loop(True, delta, x, u, v, w, near, sf32)
-    return _near_orientation_loop(False, delta, x, u, v, w, near, sf32)
-
-
-@njit(inline="always", fastmath={"reassoc", "contract"})
-def _near_source_loop(constant_F, t, r, u, v, w, alive, x, near, sf32):
-    """Σ over source lanes of h = j + x + t[:, r]·(u, v, w)[s], single precision."""
-    t0, t1, t2, t3, t4, t5, t6, t7, t8 = t[0, r], t[1, r], t[2, r], t[3, r], t[4, r], t[5, r], t[6, r], t[7, r], t[8, r]
-    total = _F32(0.0)
-    for s in range(u.shape[0]):
-        h = x[0] + (t0 * u[s] + t1 * v[s] + t2 * w[s])
-        k = x[1] + (t3 * u[s] + t4 * v[s] + t5 * w[s])
-        l = x[2] + (t6 * u[s] + t7 * v[s] + t8 * w[s])
-        total += alive[s] * _near_term(constant_F, h, k, l, near, sf32)
-    return np.float64(total)
-
-
-@njit(fastmath={"reassoc", "contract"})
-def _near_source_sum(constant_F, t, r, u, v, w, alive, x, near, sf32):
-    if constant_F:
-        return _near_source_loop(True, t, r, u, v, w, alive, x, near, sf32)
-    return _near_source_loop(False, t, r, u, v, w, alive, x, near, sf32)
-
-
-@njit(fastmath={"reassoc", "contract"})
-def _near_groups(constant_F, refs, deltas, Sx, Sy, Sz, n, sf32):
-    """Σ over every orientation at S, grouped near reference orientations ``refs`` (G, 9);
-    ``deltas`` (G, 9, M) the single-precision differences from them."""
-    u, v, w = _F32(Sx), _F32(Sy), _F32(Sz)
-    total = 0.0
+def _near_pass_loop(constant_F, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32):
+    for q in range(count):
+        acc[q] = _F32(0.0)
     for g in range(refs.shape[0]):
-        t = refs[g]
-        x, near = _split(t[0] * Sx + t[1] * Sy + t[2] * Sz, t[3] * Sx + t[4] * Sy + t[5] * Sz,
-                         t[6] * Sx + t[7] * Sy + t[8] * Sz, n)
-        total += _near_orientation_sum(constant_F, deltas[g], x, u, v, w, near, sf32)
-    return total
+        x = split[g]
+        r0, r1, r2, r3, r4, r5, r6, r7, r8 = (_F32(refs[g, 0]), _F32(refs[g, 1]), _F32(refs[g, 2]), _F32(refs[g, 3]),
+                                              _F32(refs[g, 4]), _F32(refs[g, 5]), _F32(refs[g, 6]), _F32(refs[g, 7]),
+                                              _F32(refs[g, 8]))
+        for q in range(count):
+            y[0, q] = x[0, q] + (r0 * dSx[q] + r1 * dSy[q] + r2 * dSz[q])
+            y[1, q] = x[1, q] + (r3 * dSx[q] + r4 * dSy[q] + r5 * dSz[q])
+            y[2, q] = x[2, q] + (r6 * dSx[q] + r7 * dSy[q] + r8 * dSz[q])
+        d = deltas[g]
+        jg = j[g]
+        for m in range(d.shape[1]):
+            d0, d1, d2, d3, d4, d5, d6, d7, d8 = d[0, m], d[1, m], d[2, m], d[3, m], d[4, m], d[5, m], d[6, m], d[7, m], d[8, m]
+            for q in range(count):
+                h = y[0, q] + (d0 * S32x[q] + d1 * S32y[q] + d2 * S32z[q])
+                k = y[1, q] + (d3 * S32x[q] + d4 * S32y[q] + d5 * S32z[q])
+                l = y[2, q] + (d6 * S32x[q] + d7 * S32y[q] + d8 * S32z[q])
+                F = (_sincg_near(h, x[3, q], x[6, q], n[0]) * _sincg_near(k, x[4, q], x[7, q], n[1])
+                     * _sincg_near(l, x[5, q], x[8, q], n[2]))
+                if not constant_F:
+                    half = _F32(0.5)
+                    F *= _lookup(jg[0, q] + np.ceil(h - half), jg[1, q] + np.ceil(k - half),
+                                 jg[2, q] + np.ceil(l - half), sf32)
+                acc[q] += F * F
+
+
+@njit(fastmath={"reassoc", "contract"})
+def _near_pass(constant_F, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32):
+    """acc[q] = Σ over orientations of F_latt^2 (F_cell^2) in single precision near a reference.
+
+    h = j + x + t̄_g·δS_q + Δ_m·S_q for orientation m of group g: j + x = t̄_g·S̄_q was split in
+    double precision (``split`` (G, 9, B): x, parities of j, parities of N j; ``j`` (G, 3, B)),
+    δS_q = S_q - S̄_q is the source's offset from the mean source and Δ_m = t_m - t̄_g the
+    orientation's from its group's reference ``refs`` (G, 9); ``deltas`` (G, 9, M).  Only the
+    small remainder is single precision, so h keeps double accuracy where it matters.
+    """
+    if constant_F:  # its own loop, without the lookup's branches
+        _near_pass_loop(True, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32)
+    else:
+        _near_pass_loop(False, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32)
+
+
+@njit(fastmath={"reassoc", "contract"})
+def _split_references(refs, Sbx, Sby, Sbz, count, n, split, j):
+    """Split h = t̄_g·S̄_q into j + x for every group reference g and pixel q (see :func:`_near_pass`)."""
+    for g in range(refs.shape[0]):
+        for a in range(3):
+            t0, t1, t2, na = refs[g, 3 * a], refs[g, 3 * a + 1], refs[g, 3 * a + 2], n[a]
+            jg, x, parity, parity_n = j[g, a], split[g, a], split[g, 3 + a], split[g, 6 + a]
+            for q in range(count):
+                h = t0 * Sbx[q] + t1 * Sby[q] + t2 * Sbz[q]
+                jh = np.rint(h)
+                jg[q] = jh
+                x[q] = _F32(h - jh)
+                parity[q] = _parity(jh)
+                parity_n[q] = _parity(jh * na)
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
 def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, mu, thick,
                   src_dir, src_lambda, dmin, polar_mode, kahn, polar_axis, nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
-                  shape, lattice, sf, constant_F, precision, refs, near_tables, source_mean, sf32,
+                  shape, lattice, sf, constant_F, precision, refs, deltas, source_mean, sf32,
                   prefactor, I_bg):
     """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices).
 
     ``geo`` (6, 4) = rows pix0, fdet, sdet, odet, beam (x, y, z, 0), then (pixel_size,
     subpixel size, distance, close_distance); ``tables`` (V, 9, R) lattice vectors (rows a, b,
     c) of each orientation, variant 0 for every pass but a row block's first executed pass,
-    which uses ``variant_first``.  ``precision`` picks the lattice sums: DOUBLE; NEAR_ORIENTATIONS
-    with ``refs`` (V, G, 9) reference orientations and ``near_tables`` (V, G, 9, M) the
-    single-precision differences from them of the orientations in each group (G groups of M in
-    order); or NEAR_SOURCES with ``near_tables`` (V, 1, 9, R) the single-precision tables and
-    ``source_mean`` (4,) the mean source (Σ src/λ, Σ 1/λ)/S.
+    which uses ``variant_first`` (that pass is evaluated on its own, in double precision).
+    ``precision`` DOUBLE, or NEAR with ``refs`` (G, 9), ``deltas`` (G, 9, M) and
+    ``source_mean`` (4,) = (Σ src/λ, Σ 1/λ)/S as :func:`_near_pass` describes.
+
+    Pixels are processed in blocks of PIXEL_BLOCK, every inner loop running over the block.
     """
     P = idx.shape[0]
     S = src_dir.shape[0]
+    B = PIXEL_BLOCK
+    G = refs.shape[0]
     inv_lambda = 1.0 / src_lambda
-    S_pad = (S + LANES - 1) // LANES * LANES
-    R = tables.shape[2]
     values = np.empty(P)
     omegas = np.empty(P)
     pix0x, pix0y, pix0z = geo[0, 0], geo[0, 1], geo[0, 2]
@@ -331,120 +308,119 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     bx, by, bz = geo[4, 0], geo[4, 1], geo[4, 2]
     pixel, subpixel, distance, close = geo[5, 0], geo[5, 1], geo[5, 2], geo[5, 3]
     n_cells = (lattice[0], lattice[1], lattice[2])
+    n32 = (_F32(lattice[0]), _F32(lattice[1]), _F32(lattice[2]))
     F2 = sf[4] * sf[4]
-    blocks = (P + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    for blk in prange(blocks):
-        # padded to whole vectors: the source loop then has no scalar remainder
-        Sxa = np.zeros(S_pad)
-        Sya = np.zeros(S_pad)
-        Sza = np.zeros(S_pad)
-        alive = np.zeros(S_pad)
-        vsel = np.zeros(S_pad, dtype=np.int64)
-        dSx = np.zeros(S_pad, dtype=np.float32)
-        dSy = np.zeros(S_pad, dtype=np.float32)
-        dSz = np.zeros(S_pad, dtype=np.float32)
-        alive32 = np.zeros(S_pad, dtype=np.float32)
-        for p in range(blk * PIXEL_BLOCK, min(P, (blk + 1) * PIXEL_BLOCK)):
-            pix = idx[p]
-            fpix = pix % fpixels
-            spix = pix // fpixels
-            block = block_of_row[spix]
-            I = I_bg
-            omega = 0.0
-            polar = 1.0 if nopolar else 0.0
-            capture = 1.0
-            omega_sum = 0.0
-            for t in range(layers):
-                odist = t * thickstep
-                capture_layer = 1.0 if thick == 0.0 else 0.0
-                for i in range(n):
-                    for j in range(n):
-                        Fd = subpixel * (fpix * n + j) + subpixel / 2.0
-                        Sd = subpixel * (spix * n + i) + subpixel / 2.0
+    base_tables = tables[0]
+    for blk in prange((P + B - 1) // B):
+        first_pixel = blk * B
+        count = min(B, P - first_pixel)
+        fpix = np.empty(B)
+        spix = np.empty(B)
+        special = np.empty(B, dtype=np.int64)  # each pixel's pass that uses variant_first
+        I = np.full(B, I_bg)
+        omega = np.zeros(B)
+        omega_sum = np.zeros(B)
+        polar = np.full(B, 1.0 if nopolar else 0.0)
+        polar_pending = not nopolar
+        capture = np.ones(B)
+        dx = np.empty(B)
+        dy = np.empty(B)
+        dz = np.empty(B)
+        Sx = np.empty(B)
+        Sy = np.empty(B)
+        Sz = np.empty(B)
+        alive = np.empty(B)
+        acc = np.empty(B)
+        Sbx = np.empty(B)
+        Sby = np.empty(B)
+        Sbz = np.empty(B)
+        S32x = np.empty(B, dtype=np.float32)
+        S32y = np.empty(B, dtype=np.float32)
+        S32z = np.empty(B, dtype=np.float32)
+        dSx = np.empty(B, dtype=np.float32)
+        dSy = np.empty(B, dtype=np.float32)
+        dSz = np.empty(B, dtype=np.float32)
+        acc32 = np.empty(B, dtype=np.float32)
+        y = np.empty((3, B), dtype=np.float32)
+        split = np.empty((G, 9, B), dtype=np.float32)
+        j_ref = np.empty((G, 3, B))
+        for q in range(count):
+            pix = idx[first_pixel + q]
+            fpix[q] = pix % fpixels
+            spix[q] = pix // fpixels
+            special[q] = block_first[block_of_row[pix // fpixels]] - pix * passes_per_pixel
+        for t in range(layers):
+            odist = t * thickstep
+            for q in range(count):
+                capture[q] = 1.0 if thick == 0.0 else 0.0
+            for i in range(n):
+                for jj in range(n):
+                    for q in range(count):
+                        Fd = subpixel * (fpix[q] * n + jj) + subpixel / 2.0
+                        Sd = subpixel * (spix[q] * n + i) + subpixel / 2.0
                         px = Fd * fx + Sd * sx + odist * ox + pix0x
                         py = Fd * fy + Sd * sy + odist * oy + pix0y
                         pz = Fd * fz + Sd * sz + odist * oz + pix0z
                         if curved:
-                            vx, vy, vz = _rotate_axis(distance * bx, distance * by, distance * bz, sx, sy, sz, py / distance)
+                            vx, vy, vz = _rotate_axis(distance * bx, distance * by, distance * bz, sx, sy, sz,
+                                                      py / distance)
                             px, py, pz = _rotate_axis(vx, vy, vz, fx, fy, fz, pz / distance)
                         R2 = math.sqrt(px * px + py * py + pz * pz)
-                        dx, dy, dz = px / R2, py / R2, pz / R2
-                        if omega == 0.0:
-                            omega = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
-                        omega_sum += omega
-                        if capture_layer == 0.0:
-                            parallax = dx * ox + dy * oy + dz * oz
-                            capture_layer = math.exp(-t * thickstep * mu / parallax) - math.exp(-(t + 1) * thickstep * mu / parallax)
-                        # scattering vectors of every source (branch-free, so the loop vectorises)
-                        for s in range(S):
-                            Sxa[s] = (dx + src_dir[s, 0]) * inv_lambda[s]
-                            Sya[s] = (dy + src_dir[s, 1]) * inv_lambda[s]
-                            Sza[s] = (dz + src_dir[s, 2]) * inv_lambda[s]
-                            alive[s] = 1.0
-                            vsel[s] = 0
+                        dx[q], dy[q], dz[q] = px / R2, py / R2, pz / R2
+                        if omega[q] == 0.0:
+                            omega[q] = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
+                        omega_sum[q] += omega[q]
+                        if capture[q] == 0.0:
+                            parallax = dx[q] * ox + dy[q] * oy + dz[q] * oz
+                            capture[q] = (math.exp(-t * thickstep * mu / parallax)
+                                          - math.exp(-(t + 1) * thickstep * mu / parallax))
+                    if precision == NEAR:
+                        for q in range(count):
+                            Sbx[q] = dx[q] * source_mean[3] + source_mean[0]
+                            Sby[q] = dy[q] * source_mean[3] + source_mean[1]
+                            Sbz[q] = dz[q] * source_mean[3] + source_mean[2]
+                        _split_references(refs, Sbx, Sby, Sbz, count, n_cells, split, j_ref)
+                    for s in range(S):
+                        ix, iy, iz, w = src_dir[s, 0], src_dir[s, 1], src_dir[s, 2], inv_lambda[s]
+                        for q in range(count):
+                            Sx[q] = (dx[q] + ix) * w
+                            Sy[q] = (dy[q] + iy) * w
+                            Sz[q] = (dz[q] + iz) * w
+                            alive[q] = 1.0
+                            if precision == NEAR:
+                                S32x[q], S32y[q], S32z[q] = _F32(Sx[q]), _F32(Sy[q]), _F32(Sz[q])
+                                dSx[q], dSy[q], dSz[q] = _F32(Sx[q] - Sbx[q]), _F32(Sy[q] - Sby[q]), _F32(Sz[q] - Sbz[q])
                         if dmin > 0.0:
-                            for s in range(S):
-                                stol = 0.5 * math.sqrt(Sxa[s] * Sxa[s] + Sya[s] * Sya[s] + Sza[s] * Sza[s])
+                            for q in range(count):
+                                stol = 0.5 * math.sqrt(Sx[q] * Sx[q] + Sy[q] * Sy[q] + Sz[q] * Sz[q])
                                 if stol > 0.0 and dmin > 0.5 / stol:
-                                    alive[s] = 0.0
-                        if polar == 0.0:  # the first non-zero factor of a surviving pass is kept
-                            for s in range(S):
-                                if alive[s] == 0.0:
-                                    continue
-                                polar = _polarization(polar_mode, kahn, polar_axis, -src_dir[s, 0], -src_dir[s, 1],
-                                                      -src_dir[s, 2], dx, dy, dz)
-                                if polar != 0.0:
-                                    break
-                        base = pix * passes_per_pixel + ((t * n + i) * n + j) * S
-                        first = block_first[block] - base
-                        odd = -1  # the source that uses the first pass's orientations, if any
-                        if variant_first != 0 and 0 <= first < S and alive[first] != 0.0:
-                            vsel[first] = variant_first
-                            odd = first
-                        elif R < S:
-                            vsel[0] = -1  # tells the source loop that one table serves every source
-                        # the lattice sums, vectorised over whichever is longer: orientations or sources
-                        total = 0.0
-                        if precision == NEAR_ORIENTATIONS:
-                            for s in range(S):
-                                if alive[s] != 0.0:
-                                    total += _near_groups(constant_F, refs[vsel[s]], near_tables[vsel[s]], Sxa[s],
-                                                          Sya[s], Sza[s], n_cells, sf32)
-                        elif precision == NEAR_SOURCES:
-                            Sbx = dx * source_mean[3] + source_mean[0]
-                            Sby = dy * source_mean[3] + source_mean[1]
-                            Sbz = dz * source_mean[3] + source_mean[2]
-                            for s in range(S):
-                                dSx[s] = _F32(Sxa[s] - Sbx)
-                                dSy[s] = _F32(Sya[s] - Sby)
-                                dSz[s] = _F32(Sza[s] - Sbz)
-                                alive32[s] = _F32(alive[s])
-                            if odd >= 0:
-                                alive32[odd] = _F32(0.0)
-                            tb = tables[0]
-                            for r in range(R):
-                                x, near = _split(tb[0, r] * Sbx + tb[1, r] * Sby + tb[2, r] * Sbz,
-                                                 tb[3, r] * Sbx + tb[4, r] * Sby + tb[5, r] * Sbz,
-                                                 tb[6, r] * Sbx + tb[7, r] * Sby + tb[8, r] * Sbz, n_cells)
-                                total += _near_source_sum(constant_F, near_tables[0, 0], r, dSx, dSy, dSz, alive32,
-                                                          x, near, sf32)
-                            if odd >= 0:
-                                total += _orientation_sum(SQUARE, constant_F, tables[variant_first], Sxa[odd],
-                                                          Sya[odd], Sza[odd], lattice, sf)
-                        elif R >= S:
-                            for s in range(S):
-                                if alive[s] != 0.0:
-                                    total += _orientation_sum(shape, constant_F, tables[vsel[s]], Sxa[s], Sya[s],
-                                                              Sza[s], lattice, sf)
+                                    alive[q] = 0.0
+                        if polar_pending:  # the first non-zero factor of a surviving pass is kept
+                            polar_pending = False
+                            for q in range(count):
+                                if polar[q] == 0.0 and alive[q] != 0.0:
+                                    polar[q] = _polarization(polar_mode, kahn, polar_axis, -ix, -iy, -iz,
+                                                             dx[q], dy[q], dz[q])
+                                polar_pending |= polar[q] == 0.0
+                        if precision == NEAR:
+                            _near_pass(constant_F, refs, deltas, split, j_ref, S32x, S32y, S32z, dSx, dSy, dSz,
+                                       count, y, acc32, n32, sf32)
+                            for q in range(count):
+                                acc[q] = np.float64(acc32[q])
                         else:
-                            for r in range(R):
-                                total += _source_sum(shape, constant_F, tables, vsel, r, Sxa, Sya, Sza, alive,
-                                                     lattice, sf)
-                        I += total * F2 if constant_F else total
-                capture = capture_layer
-            value = prefactor * I
+                            _double_pass(shape, constant_F, base_tables, Sx, Sy, Sz, count, acc, lattice, sf)
+                        if variant_first != 0:
+                            ordinal = ((t * n + i) * n + jj) * S + s
+                            for q in range(count):
+                                if special[q] == ordinal:
+                                    acc[q] = _orientation_sum(shape, constant_F, tables[variant_first], Sx[q],
+                                                              Sy[q], Sz[q], lattice, sf)
+                        for q in range(count):
+                            I[q] += alive[q] * (acc[q] * F2 if constant_F else acc[q])
+        for q in range(count):
+            value = prefactor * I[q]
             if thick != 0.0:
-                value *= capture
-            values[p] = value * polar * omega
-            omegas[p] = omega_sum
+                value *= capture[q]
+            values[first_pixel + q] = value * polar[q] * omega[q]
+            omegas[first_pixel + q] = omega_sum[q]
     return values, omegas

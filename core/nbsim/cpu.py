@@ -55,38 +55,33 @@ def _row_norms(t: np.ndarray) -> np.ndarray:
 
 
 def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
-    """How the loop takes the lattice sums: (mode, refs, near tables, mean source).
+    """How the loop takes the lattice sums: (mode, refs (G, 9), deltas (G, 9, M), mean source (4,)).
 
-    Single precision (``--dtype float32``, square shape, whole N) computes h = j + x with j and
-    the reference part of x in double and only the small remainder in single precision:
-    orientations near the mean of their group (one group, else one per phi step) when
-    orientations outnumber sources, sources near their mean otherwise.  Where the remainder
-    could exceed NEAR_SPAN the sums stay in double precision.
+    Single precision (``--dtype float32``, square shape, whole N) splits h = t·S into a
+    reference part t̄·S̄, the group's reference orientation t̄ (the mean of one group, else of
+    each phi step's domains) at the mean source S̄, taken in double precision, and a small
+    remainder t̄·(S - S̄) + (t - t̄)·S taken in single precision.  Where that remainder could
+    exceed NEAR_SPAN the sums stay in double precision.
     """
-    V, _, R = tables.shape
-    double = (_cpu_jit.DOUBLE, np.zeros((V, 1, 9)), np.zeros((V, 1, 9, R), np.float32), np.zeros(4))
+    R = tables.shape[2]
+    double = (_cpu_jit.DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4))
     n = m.n_cells.numpy()
     if (m.compute_dtype != torch.float32 or physics.lattice.cpu_kernel != "square"
             or not np.array_equal(n, np.round(n))):
         return double
-    directions = m.sources.directions.numpy()
     inv_lambda = 1.0 / m.sources.wavelengths.numpy()
-    if R >= directions.shape[0]:
-        s_max = 2.0 * inv_lambda.max()  # |S| = |d + source|/λ
-        for groups in dict.fromkeys((1, m.phisteps)):
-            grouped = tables.reshape(V, 9, groups, R // groups).transpose(0, 2, 1, 3)  # (V, G, 9, M)
-            refs = grouped.mean(axis=-1)
-            delta = grouped - refs[..., None]
-            if _row_norms(delta).max() * s_max <= NEAR_SPAN:
-                return (_cpu_jit.NEAR_ORIENTATIONS, refs, np.ascontiguousarray(delta, dtype=np.float32),
-                        np.zeros(4))
-        return double
-    weighted = directions * inv_lambda[:, None]
+    weighted = m.sources.directions.numpy() * inv_lambda[:, None]
     mean = np.append(weighted.mean(axis=0), inv_lambda.mean())
-    # |S_s - S_mean| <= |1/λ_s - mean 1/λ| + |src_s/λ_s - mean src/λ| for a unit diffracted direction
+    # |S - S̄| <= |1/λ - mean 1/λ| + |src/λ - mean src/λ| and |S| <= 2/λ for a unit diffracted direction
     spread = (np.abs(inv_lambda - mean[3]) + np.linalg.norm(weighted - mean[:3], axis=1)).max()
-    if _row_norms(tables[0]).max() * spread <= NEAR_SPAN:
-        return _cpu_jit.NEAR_SOURCES, double[1], tables[:, None].astype(np.float32), mean
+    s_max = 2.0 * inv_lambda.max()
+    for groups in dict.fromkeys((1, m.phisteps)):
+        grouped = tables[0].reshape(9, groups, R // groups).transpose(1, 0, 2)  # (G, 9, M)
+        refs = grouped.mean(axis=-1)
+        delta = grouped - refs[..., None]
+        span = _row_norms(refs[..., None]).max() * spread + _row_norms(delta).max() * s_max
+        if span <= NEAR_SPAN:
+            return _cpu_jit.NEAR, refs, np.ascontiguousarray(delta, dtype=np.float32), mean
     return double
 
 
@@ -119,7 +114,7 @@ def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrde
         hi = np.array([sf.h_max, sf.k_max, sf.l_max], dtype=np.int64)
         gshape = np.array(m.F_shape, dtype=np.int64)
     Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
-    precision, refs, near_tables, source_mean = _precision_plan(m, physics, tables)
+    precision, refs, deltas, source_mean = _precision_plan(m, physics, tables)
     lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
@@ -128,7 +123,7 @@ def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrde
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
         POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), Q,
-        SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, near_tables, source_mean,
+        SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, deltas, source_mean,
         sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
     return torch.from_numpy(values), torch.from_numpy(omegas)
