@@ -1,10 +1,13 @@
 """Compiled (numba) render loop for the CPU: the common case, without gradients.
 
 The same physics as :mod:`nbsim.kernel` for the built-in lattice shapes and polarization
-models, written as the reference program's loop (pixels in parallel, then layers,
-sub-pixels, sources, orientations) and compiled with numba, with the exact-reduction sine of
-:mod:`nbsim.trig` so that the innermost loop vectorizes.  Imported only when numba is
-available; :mod:`nbsim.cpu` decides when it applies.
+models, in the reference program's pass order (layers, sub-pixels, sources, orientations)
+and compiled with numba.  Pixels are taken in blocks, one parallel work item each, and every
+inner loop runs over the block's pixels, so that it vectorises whatever the numbers of
+sources and orientations; sin(πh) uses the exact-reduction polynomial of :mod:`nbsim.trig`.
+In single precision only a small correction to a double-precision reference index is
+single precision (:func:`_near_pass`).  Imported only when numba is available;
+:mod:`nbsim.cpu` decides when it applies and prepares its inputs.
 """
 
 from __future__ import annotations
