@@ -176,8 +176,8 @@ def _term(shape, constant_F, h, k, l, lattice, sf):
     return Fc * Fc * F * F
 
 
-@njit(inline="always", fastmath={"reassoc", "contract"})
-def _orientation_loop(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
+@njit(fastmath={"reassoc", "contract"})
+def _orientation_sum(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
     """Σ over the orientations ``t`` (9, R) at one scattering vector (rows a, b, c per column)."""
     total = 0.0
     for r in range(t.shape[1]):
@@ -186,11 +186,6 @@ def _orientation_loop(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
         l = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
         total += _term(shape, constant_F, h, k, l, lattice, sf)
     return total
-
-
-@njit(fastmath={"reassoc", "contract"})
-def _orientation_sum(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
-    return _orientation_loop(shape, constant_F, t, Sx, Sy, Sz, lattice, sf)
 
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
@@ -332,7 +327,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         Sx = np.empty(B)
         Sy = np.empty(B)
         Sz = np.empty(B)
-        alive = np.empty(B)
+        alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
         Sbx = np.empty(B)
         Sby = np.empty(B)
@@ -340,6 +335,12 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         S32x = np.empty(B, dtype=np.float32)
         S32y = np.empty(B, dtype=np.float32)
         S32z = np.empty(B, dtype=np.float32)
+        d32x = np.empty(B, dtype=np.float32)
+        d32y = np.empty(B, dtype=np.float32)
+        d32z = np.empty(B, dtype=np.float32)
+        Sb32x = np.empty(B, dtype=np.float32)
+        Sb32y = np.empty(B, dtype=np.float32)
+        Sb32z = np.empty(B, dtype=np.float32)
         dSx = np.empty(B, dtype=np.float32)
         dSy = np.empty(B, dtype=np.float32)
         dSz = np.empty(B, dtype=np.float32)
@@ -382,22 +383,20 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                             Sbx[q] = dx[q] * source_mean[3] + source_mean[0]
                             Sby[q] = dy[q] * source_mean[3] + source_mean[1]
                             Sbz[q] = dz[q] * source_mean[3] + source_mean[2]
+                            d32x[q], d32y[q], d32z[q] = _F32(dx[q]), _F32(dy[q]), _F32(dz[q])
+                            Sb32x[q], Sb32y[q], Sb32z[q] = _F32(Sbx[q]), _F32(Sby[q]), _F32(Sbz[q])
                         _split_references(refs, Sbx, Sby, Sbz, count, n_cells, split, j_ref)
                     for s in range(S):
                         ix, iy, iz, w = src_dir[s, 0], src_dir[s, 1], src_dir[s, 2], inv_lambda[s]
-                        for q in range(count):
-                            Sx[q] = (dx[q] + ix) * w
-                            Sy[q] = (dy[q] + iy) * w
-                            Sz[q] = (dz[q] + iz) * w
-                            alive[q] = 1.0
-                            if precision == NEAR:
-                                S32x[q], S32y[q], S32z[q] = _F32(Sx[q]), _F32(Sy[q]), _F32(Sz[q])
-                                dSx[q], dSy[q], dSz[q] = _F32(Sx[q] - Sbx[q]), _F32(Sy[q] - Sby[q]), _F32(Sz[q] - Sbz[q])
+                        if precision == DOUBLE or dmin > 0.0:
+                            for q in range(count):
+                                Sx[q] = (dx[q] + ix) * w
+                                Sy[q] = (dy[q] + iy) * w
+                                Sz[q] = (dz[q] + iz) * w
                         if dmin > 0.0:
                             for q in range(count):
                                 stol = 0.5 * math.sqrt(Sx[q] * Sx[q] + Sy[q] * Sy[q] + Sz[q] * Sz[q])
-                                if stol > 0.0 and dmin > 0.5 / stol:
-                                    alive[q] = 0.0
+                                alive[q] = 0.0 if stol > 0.0 and dmin > 0.5 / stol else 1.0
                         if polar_pending:  # the first non-zero factor of a surviving pass is kept
                             polar_pending = False
                             for q in range(count):
@@ -406,6 +405,12 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                                                              dx[q], dy[q], dz[q])
                                 polar_pending |= polar[q] == 0.0
                         if precision == NEAR:
+                            # S - S̄ = d (1/λ - mean 1/λ) + (src/λ - mean src/λ): small, so single precision
+                            ex, ey = _F32(ix * w - source_mean[0]), _F32(iy * w - source_mean[1])
+                            ez, ew = _F32(iz * w - source_mean[2]), _F32(w - source_mean[3])
+                            for q in range(count):
+                                dSx[q], dSy[q], dSz[q] = d32x[q] * ew + ex, d32y[q] * ew + ey, d32z[q] * ew + ez
+                                S32x[q], S32y[q], S32z[q] = Sb32x[q] + dSx[q], Sb32y[q] + dSy[q], Sb32z[q] + dSz[q]
                             _near_pass(constant_F, refs, deltas, split, j_ref, S32x, S32y, S32z, dSx, dSy, dSz,
                                        count, y, acc32, n32, sf32)
                             for q in range(count):
@@ -416,8 +421,9 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                             ordinal = ((t * n + i) * n + jj) * S + s
                             for q in range(count):
                                 if special[q] == ordinal:
-                                    acc[q] = _orientation_sum(shape, constant_F, tables[variant_first], Sx[q],
-                                                              Sy[q], Sz[q], lattice, sf)
+                                    acc[q] = _orientation_sum(shape, constant_F, tables[variant_first],
+                                                              (dx[q] + ix) * w, (dy[q] + iy) * w, (dz[q] + iz) * w,
+                                                              lattice, sf)
                         for q in range(count):
                             I[q] += alive[q] * (acc[q] * F2 if constant_F else acc[q])
         for q in range(count):
