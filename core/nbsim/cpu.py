@@ -105,13 +105,13 @@ def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrde
     geo[5] = [float(m.pixel_size), float(m.subpixel_size), float(g.distance), float(g.close_distance)]
     tables, variant_first = _variant_tables(m, physics)
     constant_F = m.F_grid is None or c.hkls == 0
-    sf = c.structure_factors
+    hkl = c.structure_factors
     if constant_F:
         grid, lo, hi, gshape = np.zeros(1), np.zeros(3, np.int64), np.zeros(3, np.int64), np.ones(3, np.int64)
     else:
         grid = m.F_grid.numpy()
-        lo = np.array([sf.h_min, sf.k_min, sf.l_min], dtype=np.int64)
-        hi = np.array([sf.h_max, sf.k_max, sf.l_max], dtype=np.int64)
+        lo = np.array([hkl.h_min, hkl.k_min, hkl.l_min], dtype=np.int64)
+        hi = np.array([hkl.h_max, hkl.k_max, hkl.l_max], dtype=np.int64)
         gshape = np.array(m.F_shape, dtype=np.int64)
     Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
     precision, refs, deltas, source_mean = _precision_plan(m, physics, tables)
