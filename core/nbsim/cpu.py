@@ -10,6 +10,8 @@ tensor kernel.  Results agree with it to rounding (``tests/test_cpu_path.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -94,11 +96,12 @@ def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
     return tables, 0 if tables.shape[0] == 1 else 1
 
 
-def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrder) -> tuple[torch.Tensor, torch.Tensor]:
+def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[torch.Tensor], tuple]:
+    """The loop bound to one render's inputs, prepared once: ``render(idx)`` gives the values (P,)
+    and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices), one chunk at a time."""
     cfg = m.config
     d, b, c = cfg.detector, cfg.beam, cfg.crystal
     g = m.geometry
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     geo = np.zeros((6, 4))
     for row, vec in enumerate((g.pix0, g.fdet, g.sdet, g.odet, g.beam)):
         geo[row, :3] = vec.numpy()
@@ -118,12 +121,18 @@ def render_pixels(m: Model, idx: torch.Tensor, physics: Physics, order: PassOrde
     lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
-    values, omegas = _cpu_jit.render_pixels(
-        idx.numpy(), d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
+    inputs = (
+        d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
         POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), Q,
         SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, deltas, source_mean,
         sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
-    return torch.from_numpy(values), torch.from_numpy(omegas)
+
+    def render(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        values, omegas = _cpu_jit.render_pixels(idx.numpy(), *inputs)
+        return torch.from_numpy(values), torch.from_numpy(omegas)
+
+    return render

@@ -122,6 +122,7 @@ def render(
     sums = compiled.compiled_lattice_sums() if compile else None
     if use_numba:
         pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
+        numba_pixels = cpu.pixel_renderer(m, physics, order)
     values, omega_sum = [], 0.0
     interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):
@@ -132,7 +133,7 @@ def render(
         chunk = functools.partial(render_pixels, m, idx, physics, order, orientation_chunk=orientation_chunk,
                                   interpolating=interpolating, sums=sums)
         if use_numba:
-            (v, om), new_switch = cpu.render_pixels(m, idx, physics, order), None
+            (v, om), new_switch = numba_pixels(idx), None
         elif checkpoint:
             v, om, new_switch = torch.utils.checkpoint.checkpoint(chunk, use_reentrant=False)
         else:
