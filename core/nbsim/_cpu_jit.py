@@ -189,32 +189,32 @@ def _orientation_sum(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
 
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
-def _double_pass_loop(shape, constant_F, t, Sx, Sy, Sz, count, acc, lattice, sf):
+def _double_pass_loop(shape, constant_F, t, S, count, acc, lattice, sf):
     for q in range(count):
         acc[q] = 0.0
     for r in range(t.shape[1]):
         t0, t1, t2, t3, t4, t5, t6, t7, t8 = t[0, r], t[1, r], t[2, r], t[3, r], t[4, r], t[5, r], t[6, r], t[7, r], t[8, r]
         for q in range(count):  # from 0: indices provably non-negative, so loads stay contiguous
-            h = t0 * Sx[q] + t1 * Sy[q] + t2 * Sz[q]
-            k = t3 * Sx[q] + t4 * Sy[q] + t5 * Sz[q]
-            l = t6 * Sx[q] + t7 * Sy[q] + t8 * Sz[q]
+            h = t0 * S[0, q] + t1 * S[1, q] + t2 * S[2, q]
+            k = t3 * S[0, q] + t4 * S[1, q] + t5 * S[2, q]
+            l = t6 * S[0, q] + t7 * S[1, q] + t8 * S[2, q]
             acc[q] += _term(shape, constant_F, h, k, l, lattice, sf)
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _double_pass(shape, constant_F, t, Sx, Sy, Sz, count, acc, lattice, sf):
-    """acc[q] = Σ_r term at h = t[:, r]·S_q for the first ``count`` pixels, in double precision.
+def _double_pass(shape, constant_F, t, S, count, acc, lattice, sf):
+    """acc[q] = Σ_r term at h = t[:, r]·S[:, q] for the first ``count`` pixels, in double precision.
 
     The square shape with constant F gets its own loop (constants folded, no branches).
     """
     if shape == SQUARE and constant_F:
-        _double_pass_loop(SQUARE, True, t, Sx, Sy, Sz, count, acc, lattice, sf)
+        _double_pass_loop(SQUARE, True, t, S, count, acc, lattice, sf)
     else:
-        _double_pass_loop(shape, constant_F, t, Sx, Sy, Sz, count, acc, lattice, sf)
+        _double_pass_loop(shape, constant_F, t, S, count, acc, lattice, sf)
 
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
-def _near_pass_loop(constant_F, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32):
+def _near_pass_loop(constant_F, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32):
     for q in range(count):
         acc[q] = _F32(0.0)
     for g in range(refs.shape[0]):
@@ -223,17 +223,17 @@ def _near_pass_loop(constant_F, refs, deltas, split, j, S32x, S32y, S32z, dSx, d
                                               _F32(refs[g, 4]), _F32(refs[g, 5]), _F32(refs[g, 6]), _F32(refs[g, 7]),
                                               _F32(refs[g, 8]))
         for q in range(count):
-            y[0, q] = x[0, q] + (r0 * dSx[q] + r1 * dSy[q] + r2 * dSz[q])
-            y[1, q] = x[1, q] + (r3 * dSx[q] + r4 * dSy[q] + r5 * dSz[q])
-            y[2, q] = x[2, q] + (r6 * dSx[q] + r7 * dSy[q] + r8 * dSz[q])
+            y[0, q] = x[0, q] + (r0 * dS[0, q] + r1 * dS[1, q] + r2 * dS[2, q])
+            y[1, q] = x[1, q] + (r3 * dS[0, q] + r4 * dS[1, q] + r5 * dS[2, q])
+            y[2, q] = x[2, q] + (r6 * dS[0, q] + r7 * dS[1, q] + r8 * dS[2, q])
         d = deltas[g]
         jg = j[g]
         for m in range(d.shape[1]):
             d0, d1, d2, d3, d4, d5, d6, d7, d8 = d[0, m], d[1, m], d[2, m], d[3, m], d[4, m], d[5, m], d[6, m], d[7, m], d[8, m]
             for q in range(count):
-                h = y[0, q] + (d0 * S32x[q] + d1 * S32y[q] + d2 * S32z[q])
-                k = y[1, q] + (d3 * S32x[q] + d4 * S32y[q] + d5 * S32z[q])
-                l = y[2, q] + (d6 * S32x[q] + d7 * S32y[q] + d8 * S32z[q])
+                h = y[0, q] + (d0 * S32[0, q] + d1 * S32[1, q] + d2 * S32[2, q])
+                k = y[1, q] + (d3 * S32[0, q] + d4 * S32[1, q] + d5 * S32[2, q])
+                l = y[2, q] + (d6 * S32[0, q] + d7 * S32[1, q] + d8 * S32[2, q])
                 F = (_sincg_near(h, x[3, q], x[6, q], n[0]) * _sincg_near(k, x[4, q], x[7, q], n[1])
                      * _sincg_near(l, x[5, q], x[8, q], n[2]))
                 if not constant_F:
@@ -244,30 +244,31 @@ def _near_pass_loop(constant_F, refs, deltas, split, j, S32x, S32y, S32z, dSx, d
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _near_pass(constant_F, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32):
+def _near_pass(constant_F, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32):
     """acc[q] = Σ over orientations of F_latt^2 (F_cell^2) in single precision near a reference.
 
     h = j + x + t̄_g·δS_q + Δ_m·S_q for orientation m of group g: j + x = t̄_g·S̄_q was split in
     double precision (``split`` (G, 9, B): x, parities of j, parities of N j; ``j`` (G, 3, B)),
-    δS_q = S_q - S̄_q is the source's offset from the mean source and Δ_m = t_m - t̄_g the
-    orientation's from its group's reference ``refs`` (G, 9); ``deltas`` (G, 9, M).  Only the
-    small remainder is single precision, so h keeps double accuracy where it matters.
+    δS_q = S_q - S̄_q (``dS`` (3, B)) is the source's offset from the mean source, S_q (``S32``
+    (3, B)) the scattering vector and Δ_m = t_m - t̄_g the orientation's offset from its group's
+    reference ``refs`` (G, 9); ``deltas`` (G, 9, M).  Only the small remainder is single
+    precision, so h keeps double accuracy where it matters.
     """
     if constant_F:  # its own loop, without the lookup's branches
-        _near_pass_loop(True, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32)
+        _near_pass_loop(True, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32)
     else:
-        _near_pass_loop(False, refs, deltas, split, j, S32x, S32y, S32z, dSx, dSy, dSz, count, y, acc, n, sf32)
+        _near_pass_loop(False, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32)
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _split_references(refs, Sbx, Sby, Sbz, count, n, split, j):
+def _split_references(refs, Sb, count, n, split, j):
     """Split h = t̄_g·S̄_q into j + x for every group reference g and pixel q (see :func:`_near_pass`)."""
     for g in range(refs.shape[0]):
         for a in range(3):
             t0, t1, t2, na = refs[g, 3 * a], refs[g, 3 * a + 1], refs[g, 3 * a + 2], n[a]
             jg, x, parity, parity_n = j[g, a], split[g, a], split[g, 3 + a], split[g, 6 + a]
             for q in range(count):
-                h = t0 * Sbx[q] + t1 * Sby[q] + t2 * Sbz[q]
+                h = t0 * Sb[0, q] + t1 * Sb[1, q] + t2 * Sb[2, q]
                 jh = np.rint(h)
                 jg[q] = jh
                 x[q] = _F32(h - jh)
@@ -293,7 +294,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     Pixels are processed in blocks of PIXEL_BLOCK, every inner loop running over the block.
     """
     P = idx.shape[0]
-    S = src_dir.shape[0]
+    n_sources = src_dir.shape[0]
     B = PIXEL_BLOCK
     G = refs.shape[0]
     inv_lambda = 1.0 / src_lambda
@@ -321,29 +322,16 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         polar = np.full(B, 1.0 if nopolar else 0.0)
         polar_pending = not nopolar
         capture = np.ones(B)
-        dx = np.empty(B)
-        dy = np.empty(B)
-        dz = np.empty(B)
-        Sx = np.empty(B)
-        Sy = np.empty(B)
-        Sz = np.empty(B)
+        d = np.empty((3, B))  # unit diffracted directions
+        S = np.empty((3, B))  # scattering vectors of the current source
         alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
-        Sbx = np.empty(B)
-        Sby = np.empty(B)
-        Sbz = np.empty(B)
-        S32x = np.empty(B, dtype=np.float32)
-        S32y = np.empty(B, dtype=np.float32)
-        S32z = np.empty(B, dtype=np.float32)
-        d32x = np.empty(B, dtype=np.float32)
-        d32y = np.empty(B, dtype=np.float32)
-        d32z = np.empty(B, dtype=np.float32)
-        Sb32x = np.empty(B, dtype=np.float32)
-        Sb32y = np.empty(B, dtype=np.float32)
-        Sb32z = np.empty(B, dtype=np.float32)
-        dSx = np.empty(B, dtype=np.float32)
-        dSy = np.empty(B, dtype=np.float32)
-        dSz = np.empty(B, dtype=np.float32)
+        Sb = np.empty((3, B))  # scattering vectors of the mean source
+        # single-precision copies and offsets from the mean source (NEAR)
+        d32 = np.empty((3, B), dtype=np.float32)
+        Sb32 = np.empty((3, B), dtype=np.float32)
+        S32 = np.empty((3, B), dtype=np.float32)
+        dS = np.empty((3, B), dtype=np.float32)
         acc32 = np.empty(B, dtype=np.float32)
         y = np.empty((3, B), dtype=np.float32)
         split = np.empty((G, 9, B), dtype=np.float32)
@@ -370,59 +358,57 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                                                       py / distance)
                             px, py, pz = _rotate_axis(vx, vy, vz, fx, fy, fz, pz / distance)
                         R2 = math.sqrt(px * px + py * py + pz * pz)
-                        dx[q], dy[q], dz[q] = px / R2, py / R2, pz / R2
+                        d[0, q], d[1, q], d[2, q] = px / R2, py / R2, pz / R2
                         if omega[q] == 0.0:
                             omega[q] = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
                         omega_sum[q] += omega[q]
                         if capture[q] == 0.0:
-                            parallax = dx[q] * ox + dy[q] * oy + dz[q] * oz
+                            parallax = d[0, q] * ox + d[1, q] * oy + d[2, q] * oz
                             capture[q] = (math.exp(-t * thickstep * mu / parallax)
                                           - math.exp(-(t + 1) * thickstep * mu / parallax))
                     if precision == NEAR:
-                        for q in range(count):
-                            Sbx[q] = dx[q] * source_mean[3] + source_mean[0]
-                            Sby[q] = dy[q] * source_mean[3] + source_mean[1]
-                            Sbz[q] = dz[q] * source_mean[3] + source_mean[2]
-                            d32x[q], d32y[q], d32z[q] = _F32(dx[q]), _F32(dy[q]), _F32(dz[q])
-                            Sb32x[q], Sb32y[q], Sb32z[q] = _F32(Sbx[q]), _F32(Sby[q]), _F32(Sbz[q])
-                        _split_references(refs, Sbx, Sby, Sbz, count, n_cells, split, j_ref)
-                    for s in range(S):
+                        for a in range(3):
+                            for q in range(count):
+                                Sb[a, q] = d[a, q] * source_mean[3] + source_mean[a]
+                                d32[a, q] = _F32(d[a, q])
+                                Sb32[a, q] = _F32(Sb[a, q])
+                        _split_references(refs, Sb, count, n_cells, split, j_ref)
+                    for s in range(n_sources):
                         ix, iy, iz, w = src_dir[s, 0], src_dir[s, 1], src_dir[s, 2], inv_lambda[s]
                         if precision == DOUBLE or dmin > 0.0:
-                            for q in range(count):
-                                Sx[q] = (dx[q] + ix) * w
-                                Sy[q] = (dy[q] + iy) * w
-                                Sz[q] = (dz[q] + iz) * w
+                            for a in range(3):
+                                for q in range(count):
+                                    S[a, q] = (d[a, q] + src_dir[s, a]) * w
                         if dmin > 0.0:
                             for q in range(count):
-                                stol = 0.5 * math.sqrt(Sx[q] * Sx[q] + Sy[q] * Sy[q] + Sz[q] * Sz[q])
+                                stol = 0.5 * math.sqrt(S[0, q] * S[0, q] + S[1, q] * S[1, q] + S[2, q] * S[2, q])
                                 alive[q] = 0.0 if stol > 0.0 and dmin > 0.5 / stol else 1.0
                         if polar_pending:  # the first non-zero factor of a surviving pass is kept
                             polar_pending = False
                             for q in range(count):
                                 if polar[q] == 0.0 and alive[q] != 0.0:
                                     polar[q] = _polarization(polar_mode, kahn, polar_axis, -ix, -iy, -iz,
-                                                             dx[q], dy[q], dz[q])
+                                                             d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
                         if precision == NEAR:
                             # S - S̄ = d (1/λ - mean 1/λ) + (src/λ - mean src/λ): small, so single precision
-                            ex, ey = _F32(ix * w - source_mean[0]), _F32(iy * w - source_mean[1])
-                            ez, ew = _F32(iz * w - source_mean[2]), _F32(w - source_mean[3])
-                            for q in range(count):
-                                dSx[q], dSy[q], dSz[q] = d32x[q] * ew + ex, d32y[q] * ew + ey, d32z[q] * ew + ez
-                                S32x[q], S32y[q], S32z[q] = Sb32x[q] + dSx[q], Sb32y[q] + dSy[q], Sb32z[q] + dSz[q]
-                            _near_pass(constant_F, refs, deltas, split, j_ref, S32x, S32y, S32z, dSx, dSy, dSz,
-                                       count, y, acc32, n32, sf32)
+                            ew = _F32(w - source_mean[3])
+                            for a in range(3):
+                                ea = _F32(src_dir[s, a] * w - source_mean[a])
+                                for q in range(count):
+                                    dS[a, q] = d32[a, q] * ew + ea
+                                    S32[a, q] = Sb32[a, q] + dS[a, q]
+                            _near_pass(constant_F, refs, deltas, split, j_ref, S32, dS, count, y, acc32, n32, sf32)
                             for q in range(count):
                                 acc[q] = np.float64(acc32[q])
                         else:
-                            _double_pass(shape, constant_F, base_tables, Sx, Sy, Sz, count, acc, lattice, sf)
+                            _double_pass(shape, constant_F, base_tables, S, count, acc, lattice, sf)
                         if variant_first != 0:
-                            ordinal = ((t * n + i) * n + jj) * S + s
+                            ordinal = ((t * n + i) * n + jj) * n_sources + s
                             for q in range(count):
                                 if special[q] == ordinal:
                                     acc[q] = _orientation_sum(shape, constant_F, tables[variant_first],
-                                                              (dx[q] + ix) * w, (dy[q] + iy) * w, (dz[q] + iz) * w,
+                                                              (d[0, q] + ix) * w, (d[1, q] + iy) * w, (d[2, q] + iz) * w,
                                                               lattice, sf)
                         for q in range(count):
                             I[q] += alive[q] * (acc[q] * F2 if constant_F else acc[q])
