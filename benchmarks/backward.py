@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from run_record import write_report  # noqa: E402
+
 CASES = {
     "512x512, 1 sub-evaluation": "-cell 70 80 90 75 85 95 -misset 10 20 30 -lambda 1 -N 5 -default_F 100 "
                                  "-distance 60 -pixel 0.2 -detpixels 512 -oversample 1",
@@ -70,9 +74,6 @@ def main(argv=None) -> int:
             row[mode] = run(flags, mode)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "backward.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = ["# Backward pass: cost and memory", "",
              "`.venv/bin/python benchmarks/backward.py`; gradients of the image sum with respect to cell, "
              f"distance, beam centre and misset; 2 threads; {time.strftime('%Y-%m-%d')}.", "",
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
         lines.append(f"| {r['case']} | {f['seconds']:.2f} | {c['seconds']:.2f} | {c['seconds'] / f['seconds']:.1f} | "
                      f"{f['peak_rss_bytes'] / 2**20:.0f} MiB | {c['peak_rss_bytes'] / 2**20:.0f} MiB | "
                      f"{k['peak_rss_bytes'] / 2**20:.0f} MiB |")
-    (out / "backward.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, "backward", rows, lines)
     return 0
 
 

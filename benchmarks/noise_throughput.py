@@ -11,20 +11,21 @@ and times both noise generators on one thread.  Writes JSON and Markdown to ``--
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
 from nbsim import RunConfig, build_model, select_physics
 from nbsim.noise import noise_counts
 from nbsim.pipeline import render
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from run_record import environment, write_report  # noqa: E402
+
 ARGV = "-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 -distance 100 -seed 1"
 
 
@@ -56,12 +57,8 @@ def main(argv=None) -> int:
         "mean_photons": float(image.mean(dtype=np.float64)),
         "fraction_at_or_above_12": float((image >= 12).mean()),
         "render_seconds": render_s, "threads": 1, "results": results,
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                        "platform": platform.platform(), "processor": platform.processor()},
+        "environment": environment(),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "noise_throughput.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [
         "# Noise-image throughput",
         "",
@@ -77,7 +74,7 @@ def main(argv=None) -> int:
         lines.append(f"| {label} | {r['pixels_per_second'] / 1e6:.2f} M | {r['seconds']:.2f} |")
     lines.append("")
     lines.append(f"Environment: {record['environment']}")
-    (out / "noise_throughput.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, "noise_throughput", record, lines)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from run_record import environment, write_report  # noqa: E402
+
 PROBLEMS = {
     "P1": "-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 -distance 100 -detpixels 1024",
     "P2": ("-cell 70 80 90 75 85 95 -misset 10 20 30 -lambda 1.0 -N 10 -default_F 100 -distance 100 "
@@ -95,21 +98,6 @@ def measure(name, dtype, device, threads, engine, repeats, work) -> dict:
     }
 
 
-def environment(devices) -> dict:
-    import torch
-
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        info["git_revision"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                              text=True).stdout.strip()
-    except OSError:
-        pass
-    if any(d.startswith("cuda") for d in devices) and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", default="P1,P2,P3,P4")
@@ -131,16 +119,14 @@ def main(argv=None) -> int:
                            "engine": args.engine, "reference_seconds": REFERENCE_SECONDS[name], **result}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"environment": environment(devices), "problems": PROBLEMS, "results": rows}
-    (out / "suite.json").write_text(json.dumps(record, indent=1) + "\n")
+    cuda = next((d for d in devices if d.startswith("cuda")), None)
+    record = {"environment": environment(cuda or "cpu"), "problems": PROBLEMS, "results": rows}
     lines = [
         "# nbsim benchmark suite",
         "",
         f"`.venv/bin/python benchmarks/suite.py --problems {args.problems} --dtypes {args.dtypes} "
         f"--devices {args.devices} --threads {args.threads} --engine {args.engine}` "
-        f"({record['environment']['date']}, git {record['environment'].get('git_revision', '')[:12]}, "
+        f"({record['environment']['date']}, git {record['environment']['git_revision'][:12]}, "
         f"torch {record['environment']['torch']}, {record['environment']['cpus']} CPUs).",
         "",
         "Reference: the C program's whole-command time with 2 OpenMP threads on this kind of machine.",
@@ -159,7 +145,7 @@ def main(argv=None) -> int:
             f"{r['first_render_seconds']:.2f} | {r['command_seconds']:.2f} | {r['reference_seconds']:.2f} | "
             f"{r['render_seconds'] / r['reference_seconds']:.2f} | {peak / 2**20:.0f} MiB |"
         )
-    (out / "suite.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, "suite", record, lines)
     return 0
 
 

@@ -13,12 +13,8 @@ and ``.md`` into ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import attrs
@@ -26,30 +22,9 @@ import attrs
 sys.path.insert(0, str(Path(__file__).parent))
 
 import golden  # noqa: E402
+from run_record import environment, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def environment(device: str, dtype: str) -> dict:
-    import numba
-    import numpy
-    import torch
-
-    import nbsim
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return ""
-
-    return {
-        "nbsim": nbsim.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-        "numba": numba.__version__, "python": platform.python_version(), "platform": platform.platform(),
-        "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(),
-        "dtype": dtype, "git_revision": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain")),
-        "golden": str(golden.GOLDEN), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
 
 
 def _mark(value) -> str:
@@ -75,15 +50,12 @@ def main(argv=None) -> int:
                 result = golden.compare(name, work, proc, policy=policy, dtype=args.dtype)
                 rows.append(result)
                 print(f"{'ok ' if result.ok else 'BAD'} {policy:8s} {name}", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"parity-{args.dtype}-{args.device.replace(':', '')}" + ("" if args.engine == "auto" else f"-{args.engine}")
-    env = environment(args.device, args.dtype)
+    env = {**environment(args.device), "dtype": args.dtype, "golden": str(golden.GOLDEN)}
     passed = {p: sum(r.ok for r in rows if r.policy == p) for p in ("spec", "c-parity")}
     total = {p: sum(r.policy == p for r in rows) for p in ("spec", "c-parity")}
     record = {"environment": env, "summary": {p: f"{passed[p]}/{total[p]}" for p in passed},
               "cases": [attrs.asdict(r) for r in rows]}
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     lines = [
         f"# Golden parity, {args.dtype} on {args.device}, engine {args.engine}",
         "",
@@ -105,8 +77,8 @@ def main(argv=None) -> int:
             f"| {r.case} | {r.policy} | {r.reference} | {r.max_rel_error:.2e} | {r.pixels_off}/{r.pixels} | "
             f"{_mark(r.int_ok)} | {_mark(r.pgm_ok)} | {noise} | {_mark(r.stats_ok)} | `{r.sha256.get('float.bin', '')[:16]}` |"
         )
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / stem}.json and .md: spec {passed['spec']}/{total['spec']}, "
+    path = write_report(args.out, stem, record, lines)
+    print(f"wrote {path}.json and .md: spec {passed['spec']}/{total['spec']}, "
           f"c-parity {passed['c-parity']}/{total['c-parity']}")
     return 0 if all(r.ok for r in rows) else 1
 
