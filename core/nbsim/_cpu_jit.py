@@ -322,6 +322,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         polar = np.full(B, 1.0 if nopolar else 0.0)
         polar_pending = not nopolar
         capture = np.ones(B)
+        pos = np.empty((3, B))  # sub-pixel positions
         d = np.empty((3, B))  # unit diffracted directions
         S = np.empty((3, B))  # scattering vectors of the current source
         alive = np.ones(B)  # only -dmin clears it
@@ -347,25 +348,32 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                 capture[q] = 1.0 if thick == 0.0 else 0.0
             for i in range(n):
                 for jj in range(n):
+                    # branches stay outside the pixel loops (or become selects), so that they vectorise
                     for q in range(count):
                         Fd = subpixel * (fpix[q] * n + jj) + subpixel / 2.0
                         Sd = subpixel * (spix[q] * n + i) + subpixel / 2.0
-                        px = Fd * fx + Sd * sx + odist * ox + pix0x
-                        py = Fd * fy + Sd * sy + odist * oy + pix0y
-                        pz = Fd * fz + Sd * sz + odist * oz + pix0z
-                        if curved:
+                        pos[0, q] = Fd * fx + Sd * sx + odist * ox + pix0x
+                        pos[1, q] = Fd * fy + Sd * sy + odist * oy + pix0y
+                        pos[2, q] = Fd * fz + Sd * sz + odist * oz + pix0z
+                    if curved:
+                        for q in range(count):
+                            px, py, pz = pos[0, q], pos[1, q], pos[2, q]
                             vx, vy, vz = _rotate_axis(distance * bx, distance * by, distance * bz, sx, sy, sz,
                                                       py / distance)
-                            px, py, pz = _rotate_axis(vx, vy, vz, fx, fy, fz, pz / distance)
+                            pos[0, q], pos[1, q], pos[2, q] = _rotate_axis(vx, vy, vz, fx, fy, fz, pz / distance)
+                    for q in range(count):
+                        px, py, pz = pos[0, q], pos[1, q], pos[2, q]
                         R2 = math.sqrt(px * px + py * py + pz * pz)
                         d[0, q], d[1, q], d[2, q] = px / R2, py / R2, pz / R2
-                        if omega[q] == 0.0:
-                            omega[q] = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
+                        fresh = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
+                        omega[q] = fresh if omega[q] == 0.0 else omega[q]
                         omega_sum[q] += omega[q]
-                        if capture[q] == 0.0:
-                            parallax = d[0, q] * ox + d[1, q] * oy + d[2, q] * oz
-                            capture[q] = (math.exp(-t * thickstep * mu / parallax)
-                                          - math.exp(-(t + 1) * thickstep * mu / parallax))
+                    if thick != 0.0:
+                        for q in range(count):
+                            if capture[q] == 0.0:
+                                parallax = d[0, q] * ox + d[1, q] * oy + d[2, q] * oz
+                                capture[q] = (math.exp(-t * thickstep * mu / parallax)
+                                              - math.exp(-(t + 1) * thickstep * mu / parallax))
                     if precision == NEAR:
                         for a in range(3):
                             for q in range(count):
