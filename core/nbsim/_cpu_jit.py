@@ -59,34 +59,34 @@ def _sincg(h, n):
 
 
 _F32 = np.float32
-_S1, _S3, _S5, _S7 = _F32(3.141592653589793), _F32(-5.16771278004997), _F32(2.5501640398773455), _F32(-0.5992645293207921)
-_S9, _S11, _S13 = _F32(0.08214588661112823), _F32(-0.0073704309457143504), _F32(0.00046630280576761255)
+#: sin(π r)/r for |r| <= 1/2 as a polynomial in r^2: a degree-9 minimax fit, relative error 4e-8
+#: with the coefficients in single precision, below single-precision rounding
+_S1, _S3, _S5, _S7, _S9 = (_F32(3.1415927410125732), _F32(-5.167709827423096), _F32(2.550069808959961),
+                           _F32(-0.5982421040534973), _F32(0.07756038010120392))
 
 
 @njit(inline="always", fastmath={"contract"})
-def _sinpi_near(x, parity):
-    """sin(π (j + x)) in single precision, for an integer j of the given ``parity`` (0 or 1).
-
-    Returned as (sin(π r), ±1) with r = x - rint(x), so that callers can take ratios' limits.
-    """
+def _sinpi_reduced(x):
+    """(sin(π r), k) for x = k + r, k = rint(x), in single precision."""
     k = np.rint(x)  # np.round would promote to double
     r = x - k
     r2 = r * r
-    p = ((((((_S13 * r2 + _S11) * r2 + _S9) * r2 + _S7) * r2 + _S5) * r2 + _S3) * r2 + _S1)
-    half = (k + parity) * _F32(0.5)
-    return r * p, _F32(1.0) - _F32(4.0) * (half - np.floor(half))
+    p = (((_S9 * r2 + _S7) * r2 + _S5) * r2 + _S3) * r2 + _S1
+    return r * p, k
 
 
 @njit(inline="always", fastmath={"contract"})
-def _sincg_near(x, parity, parity_n, n):
-    """sin(π N h)/sin(π h) in single precision at h = j + x (N whole; parities of j and N j).
+def _sincg_near(x, parity, n):
+    """sin(π N h)/sin(π h) in single precision at h = j + x (N whole; ``parity`` of j + N j).
 
-    At integer h both sines vanish and the ratio's limit is N (-1)^(h (N - 1)), the product of
-    the two signs.
+    Both sines carry the sign (-1)^k of their whole part k, so the ratio carries their product;
+    at integer h both vanish and the ratio's limit is N times that sign.
     """
-    den, den_sign = _sinpi_near(x, parity)
-    num, num_sign = _sinpi_near(n * x, parity_n)
-    return num_sign * den_sign * (num / den if den != _F32(0.0) else n)
+    den, kd = _sinpi_reduced(x)
+    num, kn = _sinpi_reduced(n * x)
+    half = (kd + kn + parity) * _F32(0.5)
+    sign = _F32(1.0) - _F32(4.0) * (half - np.floor(half))
+    return sign * (num / den if den != _F32(0.0) else n)
 
 
 @njit(inline="always")
@@ -234,8 +234,7 @@ def _near_pass_loop(constant_F, refs, deltas, split, j, S32, dS, count, y, acc, 
                 h = y[0, q] + (d0 * S32[0, q] + d1 * S32[1, q] + d2 * S32[2, q])
                 k = y[1, q] + (d3 * S32[0, q] + d4 * S32[1, q] + d5 * S32[2, q])
                 l = y[2, q] + (d6 * S32[0, q] + d7 * S32[1, q] + d8 * S32[2, q])
-                F = (_sincg_near(h, x[3, q], x[6, q], n[0]) * _sincg_near(k, x[4, q], x[7, q], n[1])
-                     * _sincg_near(l, x[5, q], x[8, q], n[2]))
+                F = _sincg_near(h, x[3, q], n[0]) * _sincg_near(k, x[4, q], n[1]) * _sincg_near(l, x[5, q], n[2])
                 if not constant_F:
                     half = _F32(0.5)
                     F *= _lookup(jg[0, q] + np.ceil(h - half), jg[1, q] + np.ceil(k - half),
@@ -248,7 +247,7 @@ def _near_pass(constant_F, refs, deltas, split, j, S32, dS, count, y, acc, n, sf
     """acc[q] = Σ over orientations of F_latt^2 (F_cell^2) in single precision near a reference.
 
     h = j + x + t̄_g·δS_q + Δ_m·S_q for orientation m of group g: j + x = t̄_g·S̄_q was split in
-    double precision (``split`` (G, 9, B): x, parities of j, parities of N j; ``j`` (G, 3, B)),
+    double precision (``split`` (G, 6, B): x and the parity of j + N j; ``j`` (G, 3, B)),
     δS_q = S_q - S̄_q (``dS`` (3, B)) is the source's offset from the mean source, S_q (``S32``
     (3, B)) the scattering vector and Δ_m = t_m - t̄_g the orientation's offset from its group's
     reference ``refs`` (G, 9); ``deltas`` (G, 9, M).  Only the small remainder is single
@@ -266,14 +265,13 @@ def _split_references(refs, Sb, count, n, split, j):
     for g in range(refs.shape[0]):
         for a in range(3):
             t0, t1, t2, na = refs[g, 3 * a], refs[g, 3 * a + 1], refs[g, 3 * a + 2], n[a]
-            jg, x, parity, parity_n = j[g, a], split[g, a], split[g, 3 + a], split[g, 6 + a]
+            jg, x, parity = j[g, a], split[g, a], split[g, 3 + a]
             for q in range(count):
                 h = t0 * Sb[0, q] + t1 * Sb[1, q] + t2 * Sb[2, q]
                 jh = np.rint(h)
                 jg[q] = jh
                 x[q] = _F32(h - jh)
-                parity[q] = _parity(jh)
-                parity_n[q] = _parity(jh * na)
+                parity[q] = _parity(jh + jh * na)
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
@@ -335,7 +333,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         dS = np.empty((3, B), dtype=np.float32)
         acc32 = np.empty(B, dtype=np.float32)
         y = np.empty((3, B), dtype=np.float32)
-        split = np.empty((G, 9, B), dtype=np.float32)
+        split = np.empty((G, 6, B), dtype=np.float32)
         j_ref = np.empty((G, 3, B))
         for q in range(count):
             pix = idx[first_pixel + q]
