@@ -78,8 +78,9 @@ SINGLE = {
     "per_phi_step": ("-phi 0 -osc 40 -phisteps 3 -mosaic 0.5 -mosaic_dom 5", cpu._cpu_jit.NEAR),
     "sources": ("-divergence 1 -divsteps 3 -dispersion 1 -dispsteps 3 -phi 0 -osc 2 -phisteps 2",
                 cpu._cpu_jit.NEAR),
-    "wide_phi": ("-phi 0 -osc 90 -phisteps 4", cpu._cpu_jit.NEAR),
-    # too far from any reference: double precision
+    "wide_phi": ("-phi 0 -osc 90 -phisteps 4 -dispersion 0.5 -dispsteps 2", cpu._cpu_jit.NEAR),
+    # too far from any reference, or one evaluation per reference: double precision
+    "one_per_reference": ("-phi 0 -osc 90 -phisteps 4", cpu._cpu_jit.DOUBLE),
     "wide_mosaic": ("-mosaic 30 -mosaic_dom 6", cpu._cpu_jit.DOUBLE),
     "round": ("-round_xtal -mosaic 1 -mosaic_dom 20", cpu._cpu_jit.DOUBLE),
     "fractional_N": ("-mosaic 1 -mosaic_dom 20 N=4.5", cpu._cpu_jit.DOUBLE),

@@ -63,7 +63,8 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
     reference part t̄·S̄, the group's reference orientation t̄ (the mean of one group, else of
     each phi step's domains) at the mean source S̄, taken in double precision, and a small
     remainder t̄·(S - S̄) + (t - t̄)·S taken in single precision.  Where that remainder could
-    exceed NEAR_SPAN the sums stay in double precision.
+    exceed NEAR_SPAN, or each reference serves a single evaluation (the split would cost more
+    than it saves), the sums stay in double precision.
     """
     R = tables.shape[2]
     double = (_cpu_jit.DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4))
@@ -78,6 +79,8 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
     spread = (np.abs(inv_lambda - mean[3]) + np.linalg.norm(weighted - mean[:3], axis=1)).max()
     s_max = 2.0 * inv_lambda.max()
     for groups in dict.fromkeys((1, m.phisteps)):
+        if m.n_sources * R // groups == 1:
+            break
         grouped = tables[0].reshape(9, groups, R // groups).transpose(1, 0, 2)  # (G, 9, M)
         refs = grouped.mean(axis=-1)
         delta = grouped - refs[..., None]
