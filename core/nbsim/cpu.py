@@ -22,9 +22,28 @@ from nbsim.protocols import Passes
 SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
 POLARIZATIONS = {"none": 0, "kahn": 1}
 
+
+
+def _full_width_vectors() -> None:
+    """Let numba's LLVM use 512-bit vectors where the CPU has AVX-512.
+
+    LLVM prefers 256-bit vectors on these CPUs (for code that mixes vector and scalar work); the
+    loop is compute bound and measured about 20% faster with the full width, in both precisions.
+    Code compiled before this runs keeps its settings, and a user's NUMBA_CPU_NAME or
+    NUMBA_CPU_FEATURES is left alone.
+    """
+    from numba.core.codegen import get_host_cpu_features
+
+    if numba.config.CPU_FEATURES is None and numba.config.CPU_NAME is None:
+        features = get_host_cpu_features()
+        if "+avx512f" in features.split(","):
+            numba.config.CPU_FEATURES = features + ",-prefer-256-bit"
+
+
 try:
     import numba
 
+    _full_width_vectors()
     from nbsim import _cpu_jit
 except ImportError:  # pragma: no cover - numba is a dependency; this keeps nbsim usable without it
     _cpu_jit = None
