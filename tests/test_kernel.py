@@ -9,7 +9,7 @@ import torch
 import reference_loop
 from nbsim import RunConfig, build_model, select_physics
 from nbsim.kernel import first_nonzero, memory_plan
-from nbsim.pipeline import render
+from nbsim.pipeline import first_passes, render, row_blocks, scanned_first_passes
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 6 -pixel 0.5"
 
@@ -50,6 +50,19 @@ def test_chunk_size_does_not_change_the_image(policy):
     assert torch.equal(big, small)
     tiny = render(m, physics, max_memory=1).image  # one orientation at a time: sums in another order
     assert torch.allclose(big, tiny, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("roi", ["", "-roi 1 3 2 4", "-roi 0 5 5 5"])
+@pytest.mark.parametrize("blocks", [1, 4, 8])  # 8 blocks for 6 rows: some have no rows
+def test_first_passes_without_dmin_are_the_first_pixels(roi, blocks):
+    config = RunConfig.from_nanobragg_argv(f"{BASE} -oversample 2 -dispersion 1 -dispsteps 2 {roi}".split())
+    m = build_model(config)
+    physics = select_physics(config)
+    block_of_row = row_blocks(config.detector.spixels, blocks)
+    fast = first_passes(m, block_of_row, blocks)
+    assert torch.equal(fast, scanned_first_passes(m, physics, block_of_row, blocks, pixels_per_chunk=5))
+    left_without_pixels = blocks == 8 or (blocks > 1 and bool(roi))
+    assert bool((fast == -1).any()) == left_without_pixels
 
 
 def test_first_nonzero():

@@ -138,7 +138,6 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[to
         lo = np.array([hkl.h_min, hkl.k_min, hkl.l_min], dtype=np.int64)
         hi = np.array([hkl.h_max, hkl.k_max, hkl.l_max], dtype=np.int64)
         gshape = np.array(m.F_shape, dtype=np.int64)
-    Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
     precision, refs, deltas, source_mean = _precision_plan(m, physics, tables)
     lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
     sf = (grid, lo, hi, gshape, float(m.default_F))
@@ -147,7 +146,7 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[to
         d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
         POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
-        tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), Q,
+        tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
         SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, deltas, source_mean,
         sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )

@@ -386,7 +386,7 @@ def memory_plan(m: Model, budget_bytes: int) -> tuple[int, int]:
     memory), and at least ``MIN_PASSES`` passes when they can (Python overhead); nothing
     exceeds ``budget_bytes``, down to one pixel and one orientation.
     """
-    Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
+    Q = m.passes_per_pixel
     R = m.phisteps * m.domains
     scale = 2 if m.compute_dtype == torch.float64 else 1
     per_term = BYTES_PER_TERM * scale // 2

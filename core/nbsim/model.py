@@ -100,6 +100,11 @@ class Model:
     def phisteps(self) -> int:
         return int(self.phi.shape[0])
 
+    @property
+    def passes_per_pixel(self) -> int:
+        """Layers x sub-pixels x sources: the passes of a pixel, each summing every orientation."""
+        return self.thicksteps * self.oversample * self.oversample * self.n_sources
+
 
 def reference_stream(config: RunConfig) -> tuple[rng.Ran1, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The shared generator after the set-up draws, and the mosaic domains they gave.

@@ -46,12 +46,29 @@ def row_blocks(spixels: int, blocks: int, device=None) -> Tensor:
 
 def pass_order(m: Model, physics: Physics, pixels_per_chunk: int) -> PassOrder:
     """Find the first executed pass of every row block (only ``-dmin`` can skip passes)."""
-    cfg = m.config
-    fpixels, spixels = cfg.detector.fpixels, cfg.detector.spixels
     blocks = max(1, int(physics.policy.row_blocks))
-    block_of_row = row_blocks(spixels, blocks, m.device)
-    Q = m.thicksteps * m.oversample * m.oversample * m.n_sources
-    rendered_block = block_of_row[m.rendered // fpixels]
+    block_of_row = row_blocks(m.config.detector.spixels, blocks, m.device)
+    if m.config.sampling.dmin > 0:
+        firsts = scanned_first_passes(m, physics, block_of_row, blocks, pixels_per_chunk)
+    else:
+        firsts = first_passes(m, block_of_row, blocks)
+    return PassOrder(block_of_row=block_of_row, block_first=firsts)
+
+
+def first_passes(m: Model, block_of_row: Tensor, blocks: int) -> Tensor:
+    """First pass of every row block (-1 for none) when every pass executes: its first pixel's."""
+    # rendered pixels are in raster order and a block is a run of rows: bisect for its bounds
+    first_rows = torch.searchsorted(block_of_row, torch.arange(blocks + 1, device=m.device))
+    at = torch.searchsorted(m.rendered, first_rows * m.config.detector.fpixels)
+    padded = torch.cat((m.rendered, m.rendered.new_zeros(1)))
+    return torch.where(at[1:] > at[:-1], padded[at[:-1]] * m.passes_per_pixel, -1)
+
+
+def scanned_first_passes(m: Model, physics: Physics, block_of_row: Tensor, blocks: int,
+                         pixels_per_chunk: int) -> Tensor:
+    """First executed pass of every row block (-1 for none), found by evaluating the passes."""
+    Q = m.passes_per_pixel
+    rendered_block = block_of_row[m.rendered // m.config.detector.fpixels]
     firsts = []
     with torch.no_grad():
         for b in range(blocks):
@@ -66,7 +83,7 @@ def pass_order(m: Model, physics: Physics, pixels_per_chunk: int) -> PassOrder:
                     first = int(idx[k // Q]) * Q + k % Q
                     break
             firsts.append(first)
-    return PassOrder(block_of_row=block_of_row, block_first=torch.tensor(firsts, device=m.device))
+    return torch.tensor(firsts, device=m.device)
 
 
 def render(
@@ -110,7 +127,7 @@ def render(
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled()
     total = int(targets.shape[0])
-    evaluations = total * m.thicksteps * m.oversample ** 2 * m.n_sources * m.phisteps * m.domains
+    evaluations = total * m.passes_per_pixel * m.phisteps * m.domains
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     use_numba = (engine == "numba" or (engine == "auto" and evaluations >= NUMBA_MIN_EVALUATIONS)) \
@@ -146,9 +163,12 @@ def render(
         omega_sum += float(om.sum())
         if progress is not None:
             progress(min(start + pixels_per_chunk, total), total)
-    flat = torch.zeros(fpixels * spixels, dtype=m.dtype, device=m.device)
-    if values:
-        flat = flat.scatter(0, targets, torch.cat(values))
+    if total == fpixels * spixels:  # every pixel, in raster order
+        flat = torch.cat(values)
+    else:
+        flat = torch.zeros(fpixels * spixels, dtype=m.dtype, device=m.device)
+        if values:
+            flat = flat.scatter(0, targets, torch.cat(values))
     flat = flat + m.anchor  # exact zero gradients for parameters the configuration does not use
     if trace is not None and traced:
         _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
