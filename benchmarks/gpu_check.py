@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import golden  # noqa: E402
 from suite import PROBLEMS, REFERENCE_SECONDS  # noqa: E402
+
+import golden  # noqa: E402
 
 
 def timed_render(name: str, dtype: torch.dtype, engine: str, repeats: int = 3) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from nbsim import RunConfig, build_model, select_physics
 from nbsim.noise import noise_counts
 from nbsim.pipeline import render

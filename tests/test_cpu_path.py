@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nbsim import RunConfig, build_model, select_physics
-from nbsim import cpu
+from nbsim import RunConfig, build_model, cpu, select_physics
 from nbsim.pipeline import render
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 8 -pixel 0.5"

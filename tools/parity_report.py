@@ -21,8 +21,9 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import golden  # noqa: E402
 from run_record import environment, write_report  # noqa: E402
+
+import golden  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,10 +25,11 @@ def _git(*args: str) -> str:
 
 def environment(device: str = "cpu") -> dict:
     """Versions, machine, device, git revision and date of this run."""
-    import nbsim
     import numba
     import numpy
     import torch
+
+    import nbsim
 
     cuda = device.startswith("cuda") and torch.cuda.is_available()
     return {

@@ -15,8 +15,7 @@ import numpy as np
 
 from nbsim.config import StructureFactors
 from nbsim.errors import InputError
-from nbsim.io import read_bytes
-from nbsim.io import atomic
+from nbsim.io import atomic, read_bytes
 
 _HEADER = re.compile(rb"^\s*(-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+)\n\f")
 

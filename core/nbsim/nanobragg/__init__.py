@@ -7,7 +7,7 @@ set-up rules (sizes, beam centres, conventions, sampling) and returns the frozen
 """
 
 from nbsim.nanobragg.parser import parse_argv
-from nbsim.nanobragg.resolve import resolve, config_from_argv
+from nbsim.nanobragg.resolve import config_from_argv, resolve
 from nbsim.nanobragg.state import ScanState
 
 __all__ = ["parse_argv", "resolve", "config_from_argv", "ScanState"]
