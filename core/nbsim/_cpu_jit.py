@@ -214,64 +214,77 @@ def _double_pass(shape, constant_F, t, S, count, acc, lattice, sf):
 
 
 @njit(inline="always", fastmath={"reassoc", "contract"})
-def _near_pass_loop(constant_F, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32):
+def _near_term(constant_F, h, k, l, x, jg, q, n, sf32):
+    F = _sincg_near(h, x[3, q], n[0]) * _sincg_near(k, x[4, q], n[1]) * _sincg_near(l, x[5, q], n[2])
+    if not constant_F:
+        half = _F32(0.5)
+        F *= _lookup(jg[0, q] + np.ceil(h - half), jg[1, q] + np.ceil(k - half), jg[2, q] + np.ceil(l - half), sf32)
+    return F * F
+
+
+@njit(inline="always", fastmath={"reassoc", "contract"})
+def _near_pass_loop(constant_F, deltas, split, j, S32, ew, offsets, count, y, acc, n, sf32):
     for q in range(count):
         acc[q] = _F32(0.0)
-    for g in range(refs.shape[0]):
-        x = split[g]
-        r0, r1, r2, r3, r4, r5, r6, r7, r8 = (_F32(refs[g, 0]), _F32(refs[g, 1]), _F32(refs[g, 2]), _F32(refs[g, 3]),
-                                              _F32(refs[g, 4]), _F32(refs[g, 5]), _F32(refs[g, 6]), _F32(refs[g, 7]),
-                                              _F32(refs[g, 8]))
+    for g in range(deltas.shape[0]):
+        x, jg = split[g], j[g]
+        c0, c1, c2 = offsets[g, 0], offsets[g, 1], offsets[g, 2]
+        if deltas.shape[2] == 1:  # the group's one orientation is its reference
+            for q in range(count):
+                h = x[0, q] + (x[6, q] * ew + c0)
+                k = x[1, q] + (x[7, q] * ew + c1)
+                l = x[2, q] + (x[8, q] * ew + c2)
+                acc[q] += _near_term(constant_F, h, k, l, x, jg, q, n, sf32)
+            continue
         for q in range(count):
-            y[0, q] = x[0, q] + (r0 * dS[0, q] + r1 * dS[1, q] + r2 * dS[2, q])
-            y[1, q] = x[1, q] + (r3 * dS[0, q] + r4 * dS[1, q] + r5 * dS[2, q])
-            y[2, q] = x[2, q] + (r6 * dS[0, q] + r7 * dS[1, q] + r8 * dS[2, q])
+            y[0, q] = x[0, q] + (x[6, q] * ew + c0)
+            y[1, q] = x[1, q] + (x[7, q] * ew + c1)
+            y[2, q] = x[2, q] + (x[8, q] * ew + c2)
         d = deltas[g]
-        jg = j[g]
         for m in range(d.shape[1]):
             d0, d1, d2, d3, d4, d5, d6, d7, d8 = d[0, m], d[1, m], d[2, m], d[3, m], d[4, m], d[5, m], d[6, m], d[7, m], d[8, m]
             for q in range(count):
                 h = y[0, q] + (d0 * S32[0, q] + d1 * S32[1, q] + d2 * S32[2, q])
                 k = y[1, q] + (d3 * S32[0, q] + d4 * S32[1, q] + d5 * S32[2, q])
                 l = y[2, q] + (d6 * S32[0, q] + d7 * S32[1, q] + d8 * S32[2, q])
-                F = _sincg_near(h, x[3, q], n[0]) * _sincg_near(k, x[4, q], n[1]) * _sincg_near(l, x[5, q], n[2])
-                if not constant_F:
-                    half = _F32(0.5)
-                    F *= _lookup(jg[0, q] + np.ceil(h - half), jg[1, q] + np.ceil(k - half),
-                                 jg[2, q] + np.ceil(l - half), sf32)
-                acc[q] += F * F
+                acc[q] += _near_term(constant_F, h, k, l, x, jg, q, n, sf32)
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _near_pass(constant_F, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32):
+def _near_pass(constant_F, deltas, split, j, S32, ew, offsets, count, y, acc, n, sf32):
     """acc[q] = Σ over orientations of F_latt^2 (F_cell^2) in single precision near a reference.
 
-    h = j + x + t̄_g·δS_q + Δ_m·S_q for orientation m of group g: j + x = t̄_g·S̄_q was split in
-    double precision (``split`` (G, 6, B): x and the parity of j + N j; ``j`` (G, 3, B)),
-    δS_q = S_q - S̄_q (``dS`` (3, B)) is the source's offset from the mean source, S_q (``S32``
-    (3, B)) the scattering vector and Δ_m = t_m - t̄_g the orientation's offset from its group's
-    reference ``refs`` (G, 9); ``deltas`` (G, 9, M).  Only the small remainder is single
-    precision, so h keeps double accuracy where it matters.
+    h = j + x + t̄_g·δS_q + Δ_m·S_q for orientation m of group g (see :func:`_split_references`):
+    with δS_q = S_q - S̄_q = d_q (1/λ - mean 1/λ) + (src/λ - mean src/λ) the source's offset
+    from the mean source, t̄_g·δS_q = u_q ``ew`` + ``offsets``[g] (G, 3); S_q (``S32`` (3, B),
+    needed only where a group has several orientations) the scattering vector and Δ_m = t_m - t̄_g
+    the orientation's offset from its group's reference, ``deltas`` (G, 9, M).  Only the small
+    remainder is single precision, so h keeps double accuracy where it matters.
     """
     if constant_F:  # its own loop, without the lookup's branches
-        _near_pass_loop(True, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32)
+        _near_pass_loop(True, deltas, split, j, S32, ew, offsets, count, y, acc, n, sf32)
     else:
-        _near_pass_loop(False, refs, deltas, split, j, S32, dS, count, y, acc, n, sf32)
+        _near_pass_loop(False, deltas, split, j, S32, ew, offsets, count, y, acc, n, sf32)
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _split_references(refs, Sb, count, n, split, j):
-    """Split h = t̄_g·S̄_q into j + x for every group reference g and pixel q (see :func:`_near_pass`)."""
+def _split_references(refs, d, Sb, count, n, split, j):
+    """Split h = t̄_g·S̄_q into j + x for every group reference g and pixel q, in double precision.
+
+    ``split`` (G, 9, B) gets x, the parity of j + N j and u = t̄_g·d_q (d the unit diffracted
+    direction) per axis, ``j`` (G, 3, B) j.
+    """
     for g in range(refs.shape[0]):
         for a in range(3):
             t0, t1, t2, na = refs[g, 3 * a], refs[g, 3 * a + 1], refs[g, 3 * a + 2], n[a]
-            jg, x, parity = j[g, a], split[g, a], split[g, 3 + a]
+            jg, x, parity, u = j[g, a], split[g, a], split[g, 3 + a], split[g, 6 + a]
             for q in range(count):
                 h = t0 * Sb[0, q] + t1 * Sb[1, q] + t2 * Sb[2, q]
                 jh = np.rint(h)
                 jg[q] = jh
                 x[q] = _F32(h - jh)
                 parity[q] = _parity(jh + jh * na)
+                u[q] = _F32(t0 * d[0, q] + t1 * d[1, q] + t2 * d[2, q])
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
@@ -327,13 +340,11 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         acc = np.empty(B)
         Sb = np.empty((3, B))  # scattering vectors of the mean source
         # single-precision copies and offsets from the mean source (NEAR)
-        d32 = np.empty((3, B), dtype=np.float32)
-        Sb32 = np.empty((3, B), dtype=np.float32)
         S32 = np.empty((3, B), dtype=np.float32)
-        dS = np.empty((3, B), dtype=np.float32)
+        offsets = np.empty((G, 3), dtype=np.float32)
         acc32 = np.empty(B, dtype=np.float32)
         y = np.empty((3, B), dtype=np.float32)
-        split = np.empty((G, 6, B), dtype=np.float32)
+        split = np.empty((G, 9, B), dtype=np.float32)
         j_ref = np.empty((G, 3, B))
         for q in range(count):
             pix = idx[first_pixel + q]
@@ -376,9 +387,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                         for a in range(3):
                             for q in range(count):
                                 Sb[a, q] = d[a, q] * source_mean[3] + source_mean[a]
-                                d32[a, q] = _F32(d[a, q])
-                                Sb32[a, q] = _F32(Sb[a, q])
-                        _split_references(refs, Sb, count, n_cells, split, j_ref)
+                        _split_references(refs, d, Sb, count, n_cells, split, j_ref)
                     for s in range(n_sources):
                         ix, iy, iz, w = src_dir[s, 0], src_dir[s, 1], src_dir[s, 2], inv_lambda[s]
                         if precision == DOUBLE or dmin > 0.0:
@@ -397,14 +406,17 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                                                              d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
                         if precision == NEAR:
-                            # S - S̄ = d (1/λ - mean 1/λ) + (src/λ - mean src/λ): small, so single precision
-                            ew = _F32(w - source_mean[3])
-                            for a in range(3):
-                                ea = _F32(src_dir[s, a] * w - source_mean[a])
-                                for q in range(count):
-                                    dS[a, q] = d32[a, q] * ew + ea
-                                    S32[a, q] = Sb32[a, q] + dS[a, q]
-                            _near_pass(constant_F, refs, deltas, split, j_ref, S32, dS, count, y, acc32, n32, sf32)
+                            for g in range(G):
+                                for a in range(3):
+                                    offsets[g, a] = _F32(refs[g, 3 * a] * (ix * w - source_mean[0])
+                                                         + refs[g, 3 * a + 1] * (iy * w - source_mean[1])
+                                                         + refs[g, 3 * a + 2] * (iz * w - source_mean[2]))
+                            if deltas.shape[2] > 1:
+                                for a in range(3):
+                                    for q in range(count):
+                                        S32[a, q] = _F32((d[a, q] + src_dir[s, a]) * w)
+                            _near_pass(constant_F, deltas, split, j_ref, S32, _F32(w - source_mean[3]), offsets,
+                                       count, y, acc32, n32, sf32)
                             for q in range(count):
                                 acc[q] = np.float64(acc32[q])
                         else:
