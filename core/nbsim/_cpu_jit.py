@@ -339,7 +339,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
         Sb = np.empty((3, B))  # scattering vectors of the mean source
-        # single-precision copies and offsets from the mean source (NEAR)
+        # single-precision scratch (NEAR); offsets[g] = t̄_g·(src/λ - mean src/λ) of the current source
         S32 = np.empty((3, B), dtype=np.float32)
         offsets = np.empty((G, 3), dtype=np.float32)
         acc32 = np.empty(B, dtype=np.float32)

@@ -23,7 +23,6 @@ SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
 POLARIZATIONS = {"none": 0, "kahn": 1}
 
 
-
 def _full_width_vectors() -> None:
     """Let numba's LLVM use 512-bit vectors where the CPU has AVX-512.
 
