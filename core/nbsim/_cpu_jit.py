@@ -291,7 +291,7 @@ def _split_references(refs, d, Sb, count, n, split, j):
 def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, mu, thick,
                   src_dir, src_lambda, dmin, polar_mode, kahn, polar_axis, nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
-                  shape, lattice, sf, constant_F, precision, refs, deltas, source_mean, sf32,
+                  shape, lattice, sf, constant_F, precision, refs, deltas, source_mean, source_offsets, sf32,
                   prefactor, I_bg):
     """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices).
 
@@ -300,7 +300,8 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     c) of each orientation, variant 0 for every pass but a row block's first executed pass,
     which uses ``variant_first`` (that pass is evaluated on its own, in double precision).
     ``precision`` DOUBLE, or NEAR with ``refs`` (G, 9), ``deltas`` (G, 9, M) and
-    ``source_mean`` (4,) = (Σ src/λ, Σ 1/λ)/S as :func:`_near_pass` describes.
+    ``source_mean`` (4,) = (Σ src/λ, Σ 1/λ)/S and ``source_offsets`` (S, G, 3) =
+    t̄_g·(src/λ - mean src/λ) per source, as :func:`_near_pass` describes.
 
     Pixels are processed in blocks of PIXEL_BLOCK, every inner loop running over the block.
     """
@@ -339,9 +340,8 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
         Sb = np.empty((3, B))  # scattering vectors of the mean source
-        # single-precision scratch (NEAR); offsets[g] = t̄_g·(src/λ - mean src/λ) of the current source
+        # single-precision scratch (NEAR)
         S32 = np.empty((3, B), dtype=np.float32)
-        offsets = np.empty((G, 3), dtype=np.float32)
         acc32 = np.empty(B, dtype=np.float32)
         y = np.empty((3, B), dtype=np.float32)
         split = np.empty((G, 9, B), dtype=np.float32)
@@ -406,16 +406,11 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                                                              d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
                         if precision == NEAR:
-                            for g in range(G):
-                                for a in range(3):
-                                    offsets[g, a] = _F32(refs[g, 3 * a] * (ix * w - source_mean[0])
-                                                         + refs[g, 3 * a + 1] * (iy * w - source_mean[1])
-                                                         + refs[g, 3 * a + 2] * (iz * w - source_mean[2]))
                             if deltas.shape[2] > 1:
                                 for a in range(3):
                                     for q in range(count):
                                         S32[a, q] = _F32((d[a, q] + src_dir[s, a]) * w)
-                            _near_pass(constant_F, deltas, split, j_ref, S32, _F32(w - source_mean[3]), offsets,
+                            _near_pass(constant_F, deltas, split, j_ref, S32, _F32(w - source_mean[3]), source_offsets[s],
                                        count, y, acc32, n32, sf32)
                             for q in range(count):
                                 acc[q] = np.float64(acc32[q])

@@ -75,17 +75,20 @@ def _row_norms(t: np.ndarray) -> np.ndarray:
 
 
 def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
-    """How the loop takes the lattice sums: (mode, refs (G, 9), deltas (G, 9, M), mean source (4,)).
+    """How the loop takes the lattice sums: (mode, refs (G, 9), deltas (G, 9, M), mean source (4,),
+    source offsets (S, G, 3)).
 
     Single precision (``--dtype float32``, square shape, whole N) splits h = t·S into a
     reference part t̄·S̄, the group's reference orientation t̄ (the mean of one group, else of
     each phi step's domains) at the mean source S̄, taken in double precision, and a small
-    remainder t̄·(S - S̄) + (t - t̄)·S taken in single precision.  Where that remainder could
+    remainder t̄·(S - S̄) + (t - t̄)·S taken in single precision; of t̄·(S - S̄), the part
+    t̄·(src/λ - mean src/λ) depends only on the source and is taken here.  Where that remainder could
     exceed NEAR_SPAN, or each reference serves a single evaluation (the split would cost more
     than it saves), the sums stay in double precision.
     """
     R = tables.shape[2]
-    double = (_cpu_jit.DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4))
+    double = (_cpu_jit.DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4),
+              np.zeros((1, 1, 3), np.float32))
     n = m.n_cells.numpy()
     if (m.compute_dtype != torch.float32 or physics.lattice.cpu_kernel != "square"
             or not np.array_equal(n, np.round(n))):
@@ -104,7 +107,9 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
         delta = grouped - refs[..., None]
         span = _row_norms(refs[..., None]).max() * spread + _row_norms(delta).max() * s_max
         if span <= NEAR_SPAN:
-            return _cpu_jit.NEAR, refs, np.ascontiguousarray(delta, dtype=np.float32), mean
+            offsets = np.einsum("gab,sb->sga", refs.reshape(-1, 3, 3), weighted - mean[:3])
+            return (_cpu_jit.NEAR, refs, np.ascontiguousarray(delta, dtype=np.float32), mean,
+                    np.ascontiguousarray(offsets, dtype=np.float32))
     return double
 
 
@@ -137,7 +142,7 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[to
         lo = np.array([hkl.h_min, hkl.k_min, hkl.l_min], dtype=np.int64)
         hi = np.array([hkl.h_max, hkl.k_max, hkl.l_max], dtype=np.int64)
         gshape = np.array(m.F_shape, dtype=np.int64)
-    precision, refs, deltas, source_mean = _precision_plan(m, physics, tables)
+    precision, refs, deltas, source_mean, source_offsets = _precision_plan(m, physics, tables)
     lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
@@ -147,7 +152,7 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[to
         POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
         SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, deltas, source_mean,
-        sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
+        source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
 
     def render(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
