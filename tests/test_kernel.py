@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
 
 import reference_loop
 from nbsim import RunConfig, build_model, select_physics
-from nbsim.kernel import first_nonzero, memory_plan
+from nbsim.kernel import (
+    BYTES_PER_PASS,
+    BYTES_PER_TERM,
+    MIN_PASSES,
+    ORIENTATION_BLOCK,
+    TARGET_TERMS,
+    first_nonzero,
+    memory_plan,
+)
 from nbsim.pipeline import first_passes, render, row_blocks, scanned_first_passes
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 6 -pixel 0.5"
@@ -50,6 +59,23 @@ def test_chunk_size_does_not_change_the_image(policy):
     assert torch.equal(big, small)
     tiny = render(m, physics, max_memory=1).image  # one orientation at a time: sums in another order
     assert torch.allclose(big, tiny, rtol=1e-13, atol=0)
+
+
+def test_memory_plan_by_device_and_fusion():
+    """CPU chunks stay cache-sized; GPU chunks and fused (compiled) sums are bounded by the budget alone."""
+    config = RunConfig.from_nanobragg_argv("-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 "
+                                           "-distance 100 -detpixels 1024 -mosaic 0.5 -mosaic_dom 1000".split())
+    m = build_model(config)
+    budget = 1 << 30
+    cpu_pixels, cpu_block = memory_plan(m, budget)
+    assert cpu_block == ORIENTATION_BLOCK and cpu_pixels * cpu_block <= max(TARGET_TERMS, MIN_PASSES * cpu_block)
+    gpu = attrs.evolve(m, device=torch.device("cuda"))  # the plan only reads the device's type
+    gpu_pixels, gpu_block = memory_plan(gpu, budget)
+    assert gpu_block == ORIENTATION_BLOCK and gpu_pixels > 10 * cpu_pixels
+    assert gpu_pixels * (BYTES_PER_PASS + gpu_block * BYTES_PER_TERM) <= budget
+    assert memory_plan(gpu, budget, fused=True) == (1024 * 1024, ORIENTATION_BLOCK)  # P4 in one chunk
+    assert memory_plan(gpu, 1 << 20, fused=True)[0] == (1 << 20) // BYTES_PER_PASS
+    assert memory_plan(m, 1, fused=True) == (1, ORIENTATION_BLOCK)
 
 
 @pytest.mark.parametrize("roi", ["", "-roi 1 3 2 4", "-roi 0 5 5 5"])

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nbsim.kernel import PassOrder, Physics, orientations
+from nbsim.kernel import PassOrder, Physics, orientations, running_products
 from nbsim.model import R_E_SQR, Model
 from nbsim.protocols import Passes
 
@@ -50,14 +50,13 @@ except ImportError:  # pragma: no cover - numba is a dependency; this keeps nbsi
 
 def applicable(m: Model, physics: Physics) -> bool:
     cfg = m.config
-    s = cfg.sampling
     return (
         _cpu_jit is not None
         and m.device.type == "cpu"
         and m.compute_dtype in (torch.float64, torch.float32)
         and not (torch.is_grad_enabled() and m.anchor.requires_grad)  # every parameter reaches the anchor
         and not cfg.crystal.interpolate
-        and not (s.oversample_thick or s.oversample_polar or s.oversample_omega)
+        and not running_products(m)
         and getattr(physics.lattice, "cpu_kernel", None) in SHAPES
         and getattr(physics.polarization, "cpu_kernel", None) in POLARIZATIONS
         and getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block")

@@ -30,7 +30,8 @@ from nbsim.model import R_E_SQR, Model
 from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
 from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
 
-#: bytes of working memory the kernel needs per sub-evaluation (float64, measured)
+#: bytes of working memory the kernel needs per sub-evaluation (measured; either precision, as
+#: Miller indices and lattice factors are double)
 BYTES_PER_TERM = 160
 #: bytes of working memory per pass
 BYTES_PER_PASS = 600
@@ -202,6 +203,12 @@ def lattice_sums(scattering: Tensor, lattice: Tensor, mask: Tensor | None, facto
     return term.sum(-1)
 
 
+def running_products(m: Model) -> bool:
+    """Whether a ``-oversample_thick/_polar/_omega`` flag makes the sums running products."""
+    s = m.config.sampling
+    return s.oversample_thick or s.oversample_polar or s.oversample_omega
+
+
 def render_pixels(
     m: Model,
     idx: Tensor,
@@ -243,7 +250,7 @@ def render_pixels(
     def per_pass(x: Tensor) -> Tensor:  # (P, T, n, n) -> (P, Q), repeated over sources
         return x[..., None].expand(*x.shape, S).reshape(P, Q)
 
-    running = s.oversample_thick or s.oversample_polar or s.oversample_omega
+    running = running_products(m)
     if running:
         g = torch.ones_like(polar)
         if s.oversample_thick:
@@ -376,22 +383,30 @@ def render_pixels(
     return value, omega_sum, switch
 
 
-def memory_plan(m: Model, budget_bytes: int) -> tuple[int, int]:
+def memory_plan(m: Model, budget_bytes: int, fused: bool = False) -> tuple[int, int]:
     """(pixels per chunk, orientations per sub-chunk).
 
     Orientations are summed in fixed blocks of ``ORIENTATION_BLOCK`` (fewer only when the
     budget cannot hold one pixel's block), so that a pixel's value does not depend on the
-    chunking.  Chunks hold about ``TARGET_TERMS`` sub-evaluations, so that working tensors
-    stay in cache (a large tensor is slower per element on a CPU: each allocation is fresh
-    memory), and at least ``MIN_PASSES`` passes when they can (Python overhead); nothing
-    exceeds ``budget_bytes``, down to one pixel and one orientation.
+    chunking.  On a CPU, chunks hold about ``TARGET_TERMS`` sub-evaluations, so that working
+    tensors stay in cache (a large tensor is slower per element on a CPU: each allocation is
+    fresh memory), and at least ``MIN_PASSES`` passes when they can (Python overhead); on a
+    GPU they are as large as the budget allows, since every chunk costs kernel launches and
+    a GPU has no cache to fit.  Nothing exceeds ``budget_bytes``, down to one pixel and one
+    orientation.
+
+    :param fused: the orientation sums are compiled (``nbsim.compiled``): fused into one loop,
+        they keep nothing per sub-evaluation, so only the passes take memory.
     """
     Q = m.passes_per_pixel
     R = m.phisteps * m.domains
-    scale = 2 if m.compute_dtype == torch.float64 else 1
-    per_term = BYTES_PER_TERM * scale // 2
     budget = max(int(budget_bytes), 1)
-    orientation_chunk = max(1, min(R, ORIENTATION_BLOCK, (budget // Q - BYTES_PER_PASS) // per_term))
-    pixels = max(1, TARGET_TERMS // max(1, Q * orientation_chunk), MIN_PASSES // max(1, Q))
+    per_term = 0 if fused else BYTES_PER_TERM
+    orientation_chunk = min(R, ORIENTATION_BLOCK)
+    if per_term:
+        orientation_chunk = max(1, min(orientation_chunk, (budget // Q - BYTES_PER_PASS) // per_term))
+    pixels = int(m.rendered.shape[0])
+    if m.device.type == "cpu":
+        pixels = max(1, TARGET_TERMS // max(1, Q * orientation_chunk), MIN_PASSES // max(1, Q))
     pixels = max(1, min(pixels, budget // max(1, Q * (BYTES_PER_PASS + orientation_chunk * per_term))))
     return min(pixels, max(1, int(m.rendered.shape[0]))), orientation_chunk

@@ -16,7 +16,14 @@ import torch.utils.checkpoint
 from torch import Tensor
 
 from nbsim import compiled, cpu
-from nbsim.kernel import PassOrder, Physics, memory_plan, pass_geometry, render_pixels
+from nbsim.kernel import (
+    PassOrder,
+    Physics,
+    memory_plan,
+    pass_geometry,
+    render_pixels,
+    running_products,
+)
 from nbsim.model import Model
 
 DEFAULT_MAX_MEMORY = 1 << 30
@@ -116,8 +123,6 @@ def render(
     """
     cfg = m.config
     fpixels, spixels = cfg.detector.fpixels, cfg.detector.spixels
-    pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory)
-    order = pass_order(m, physics, pixels_per_chunk)
     targets = m.rendered
     if pixels is not None:
         wanted = torch.as_tensor(pixels, device=m.device).reshape(-1)
@@ -137,10 +142,14 @@ def render(
     compile = not use_numba and (engine == "compiled" or (
         engine == "auto" and compiled.worth_compiling(m.device, evaluations)))
     sums = compiled.compiled_lattice_sums() if compile else None
+    # compiled sums keep no per-term tensors, unless running products or interpolation need every term
+    fused = compile and not (running_products(m) or cfg.crystal.interpolate)
+    pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory, fused=fused)
+    order = pass_order(m, physics, pixels_per_chunk)
     if use_numba:
         pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
         numba_pixels = cpu.pixel_renderer(m, physics, order)
-    values, omega_sum = [], 0.0
+    values, omega_sums = [], []
     interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):
         idx = targets[start:start + pixels_per_chunk]
@@ -160,9 +169,10 @@ def render(
         if compile and short:
             v, om = v[:-short], om[:-short]
         values.append(v)
-        omega_sum += float(om.sum())
+        omega_sums.append(om.sum())  # read back once at the end: no device synchronisation per chunk
         if progress is not None:
             progress(min(start + pixels_per_chunk, total), total)
+    omega_sum = sum(torch.stack(omega_sums).tolist()) if omega_sums else 0.0  # left to right: rounding as the chunks came
     if total == fpixels * spixels:  # every pixel, in raster order
         flat = torch.cat(values)
     else:

@@ -11,11 +11,11 @@ truncation below 2e-18; degree 13 in single precision).  Two reasons to use it:
   where a double-precision library sine call may not be.
 
 It agrees with ``torch.sin(math.pi * t)`` to a few ulps (better, for large t near integers).
+Only compiled code uses it: in eager mode its dozen elementwise passes cost more than the
+library sine they replace.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -32,17 +32,11 @@ def _parity(k: Tensor) -> Tensor:
 
 
 def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision.
-
-    The reduced sine is the polynomial when compiling (fused, vectorized multiply-adds) and
-    the library sine otherwise (one vectorized call is cheaper than a polynomial in eager mode).
-    """
+    """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
     dtype = dtype or t.dtype
     k = torch.round(t)
     r = (t - k).to(dtype)
     sign = (1.0 - 2.0 * _parity(k)).to(dtype)
-    if not torch.compiler.is_compiling():
-        return torch.sin(math.pi * r) * sign
     r2 = r * r
     coefs = _SINPI64 if dtype == torch.float64 else _SINPI32
     p = torch.full_like(r2, coefs[-1])

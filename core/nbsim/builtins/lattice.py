@@ -62,10 +62,12 @@ class SquareLattice:
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
-        if hkl.dtype != n_cells.dtype or torch.compiler.is_compiling():
-            # single precision, or compiled: exact reduction of the argument, polynomial sine
+        if torch.compiler.is_compiling():
+            # fused: exact reduction of the argument, polynomial sine, in the working precision
             return sincg_pi(hkl, n_cells).prod(-1)
-        return sincg(math.pi * hkl, n_cells).prod(-1)
+        # eager: a few library sines in hkl's (double) precision cost less than the reduction's
+        # dozen passes over memory, in either working precision
+        return sincg(math.pi * hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
 
 
 @attrs.frozen
