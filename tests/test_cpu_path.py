@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -73,16 +76,16 @@ def test_unknown_engine():
 
 SINGLE = {
     # near a reference: one reference orientation, or one per phi step; sources near their mean
-    "one_group": ("-mosaic 1 -mosaic_dom 20 -divergence 1 -divsteps 2", cpu._cpu_jit.NEAR),
-    "per_phi_step": ("-phi 0 -osc 40 -phisteps 3 -mosaic 0.5 -mosaic_dom 5", cpu._cpu_jit.NEAR),
+    "one_group": ("-mosaic 1 -mosaic_dom 20 -divergence 1 -divsteps 2", cpu.loop().NEAR),
+    "per_phi_step": ("-phi 0 -osc 40 -phisteps 3 -mosaic 0.5 -mosaic_dom 5", cpu.loop().NEAR),
     "sources": ("-divergence 1 -divsteps 3 -dispersion 1 -dispsteps 3 -phi 0 -osc 2 -phisteps 2",
-                cpu._cpu_jit.NEAR),
-    "wide_phi": ("-phi 0 -osc 90 -phisteps 4 -dispersion 0.5 -dispsteps 2", cpu._cpu_jit.NEAR),
+                cpu.loop().NEAR),
+    "wide_phi": ("-phi 0 -osc 90 -phisteps 4 -dispersion 0.5 -dispsteps 2", cpu.loop().NEAR),
     # too far from any reference, or one evaluation per reference: double precision
-    "one_per_reference": ("-phi 0 -osc 90 -phisteps 4", cpu._cpu_jit.DOUBLE),
-    "wide_mosaic": ("-mosaic 30 -mosaic_dom 6", cpu._cpu_jit.DOUBLE),
-    "round": ("-round_xtal -mosaic 1 -mosaic_dom 20", cpu._cpu_jit.DOUBLE),
-    "fractional_N": ("-mosaic 1 -mosaic_dom 20 N=4.5", cpu._cpu_jit.DOUBLE),
+    "one_per_reference": ("-phi 0 -osc 90 -phisteps 4", cpu.loop().DOUBLE),
+    "wide_mosaic": ("-mosaic 30 -mosaic_dom 6", cpu.loop().DOUBLE),
+    "round": ("-round_xtal -mosaic 1 -mosaic_dom 20", cpu.loop().DOUBLE),
+    "fractional_N": ("-mosaic 1 -mosaic_dom 20 N=4.5", cpu.loop().DOUBLE),
 }
 
 
@@ -123,3 +126,12 @@ def test_compiled_engine_matches_tensor_kernel(policy, hkl):
         tensor = render(m, physics, engine="tensor").image
         compiled = render(m, physics, engine="compiled").image
     assert torch.allclose(compiled, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+
+
+def test_small_renders_do_not_import_numba():
+    """Importing numba costs about 0.3 s: a render the tensor kernel does must not pay it."""
+    code = ("import sys; from nbsim import RunConfig, build_model, select_physics; from nbsim.pipeline import render; "
+            f"c = RunConfig.from_nanobragg_argv({BASE.split()!r}); render(build_model(c), select_physics(c)); "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]

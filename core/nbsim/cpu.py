@@ -10,6 +10,7 @@ tensor kernel.  Results agree with it to rounding (``tests/test_cpu_path.py``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
 POLARIZATIONS = {"none": 0, "kahn": 1}
 
 
-def _full_width_vectors() -> None:
+def _full_width_vectors(numba) -> None:
     """Let numba's LLVM use 512-bit vectors where the CPU has AVX-512.
 
     LLVM prefers 256-bit vectors on these CPUs (for code that mixes vector and scalar work); the
@@ -39,20 +40,27 @@ def _full_width_vectors() -> None:
             numba.config.CPU_FEATURES = features + ",-prefer-256-bit"
 
 
-try:
-    import numba
+@functools.cache
+def loop():
+    """The loop's module (:mod:`nbsim._cpu_jit`), or None without numba.
 
-    _full_width_vectors()
+    Imported on first use: importing numba takes about 0.3 s, which renders too small for the
+    loop (the tensor kernel's) need not pay.
+    """
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; this keeps nbsim usable without it
+        return None
+    _full_width_vectors(numba)
     from nbsim import _cpu_jit
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps nbsim usable without it
-    _cpu_jit = None
+
+    return _cpu_jit
 
 
 def applicable(m: Model, physics: Physics) -> bool:
     cfg = m.config
     return (
-        _cpu_jit is not None
-        and m.device.type == "cpu"
+        m.device.type == "cpu"
         and m.compute_dtype in (torch.float64, torch.float32)
         and not (torch.is_grad_enabled() and m.anchor.requires_grad)  # every parameter reaches the anchor
         and not cfg.crystal.interpolate
@@ -60,6 +68,7 @@ def applicable(m: Model, physics: Physics) -> bool:
         and getattr(physics.lattice, "cpu_kernel", None) in SHAPES
         and getattr(physics.polarization, "cpu_kernel", None) in POLARIZATIONS
         and getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block")
+        and loop() is not None
     )
 
 
@@ -86,7 +95,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
     than it saves), the sums stay in double precision.
     """
     R = tables.shape[2]
-    double = (_cpu_jit.DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4),
+    double = (loop().DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4),
               np.zeros((1, 1, 3), np.float32))
     n = m.n_cells.numpy()
     if (m.compute_dtype != torch.float32 or physics.lattice.cpu_kernel != "square"
@@ -107,7 +116,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
         span = _row_norms(refs[..., None]).max() * spread + _row_norms(delta).max() * s_max
         if span <= NEAR_SPAN:
             offsets = np.einsum("gab,sb->sga", refs.reshape(-1, 3, 3), weighted - mean[:3])
-            return (_cpu_jit.NEAR, refs, np.ascontiguousarray(delta, dtype=np.float32), mean,
+            return (loop().NEAR, refs, np.ascontiguousarray(delta, dtype=np.float32), mean,
                     np.ascontiguousarray(offsets, dtype=np.float32))
     return double
 
@@ -124,6 +133,9 @@ def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
 def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[torch.Tensor], tuple]:
     """The loop bound to one render's inputs, prepared once: ``render(idx)`` gives the values (P,)
     and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices), one chunk at a time."""
+    import numba  # loaded by now: the render applies
+
+    jit = loop()
     cfg = m.config
     d, b, c = cfg.detector, cfg.beam, cfg.crystal
     g = m.geometry
@@ -156,7 +168,7 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[to
 
     def render(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        values, omegas = _cpu_jit.render_pixels(idx.numpy(), *inputs)
+        values, omegas = jit.render_pixels(idx.numpy(), *inputs)
         return torch.from_numpy(values), torch.from_numpy(omegas)
 
     return render
