@@ -1,13 +1,15 @@
 """GPU checks in one process (CUDA start-up paid once): timings and golden parity on the device.
 
-    .venv/bin/python benchmarks/gpu_check.py [--out reports/gpu] [--quick]
+    python benchmarks/gpu_check.py [--out reports/gpu] [--quick] [--device cuda] [--problems P4,P3,P2]
 
 1. P4 and P3 of the benchmark suite in float32 (and float64) on ``cuda``: render time, warm
    (best of repeats after a first, possibly compiling, run), with the tensor and the
    compiled engines, and peak allocated GPU memory.
 2. Golden parity on ``cuda`` in float64, both phi policies, every case (``--quick``: a third).
 Writes ``gpu-check.json`` and ``gpu-check.md`` into ``--out``, with what the device reported.
-Meant to fit one 10-minute device run; it writes partial results as it goes.
+Meant to fit one 10-minute device run; it writes partial results as it goes.  On a lent
+device machine, ``benchmarks/gpu_device.sh`` installs nbsim there and runs this script.
+``--device cpu --problems P2 --quick`` rehearses it without a GPU.
 """
 
 from __future__ import annotations
@@ -30,38 +32,45 @@ from suite import PROBLEMS, REFERENCE_SECONDS  # noqa: E402
 import golden  # noqa: E402
 
 
-def timed_render(name: str, dtype: torch.dtype, engine: str, repeats: int = 3) -> dict:
+def timed_render(name: str, dtype: torch.dtype, engine: str, device: str, repeats: int = 3) -> dict:
     from nbsim import RunConfig, build_model, select_physics
     from nbsim.pipeline import render
 
     config = RunConfig.from_nanobragg_argv(PROBLEMS[name].split())
     physics = select_physics(config)
+    cuda = device.startswith("cuda")
     times = []
     for _ in range(repeats):
-        model = build_model(config, device="cuda", dtype=dtype)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        model = build_model(config, device=device, dtype=dtype)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         with torch.no_grad():
             image = render(model, physics, engine=engine).image
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return {"problem": name, "dtype": str(dtype).replace("torch.", ""), "engine": engine, "first_seconds": times[0],
-            "warm_seconds": min(times[1:]), "peak_gpu_bytes": torch.cuda.max_memory_allocated(),
+            "warm_seconds": min(times[1:]), "peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else 0,
             "reference_seconds": REFERENCE_SECONDS[name], "image_sum": float(image.double().sum())}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "reports" / "gpu"))
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="golden parity on a third of the cases")
+    parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a rehearsal")
+    parser.add_argument("--problems", default="P4,P3,P2", help="which timings to take")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if not torch.cuda.is_available():
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 2
-    record = {"device": torch.cuda.get_device_name(), "capability": torch.cuda.get_device_capability(),
+    record = {"device": torch.cuda.get_device_name() if cuda else args.device,
+              "capability": torch.cuda.get_device_capability() if cuda else None,
               "torch": torch.__version__, "cuda": torch.version.cuda, "timings": [], "parity": []}
 
     def save():
@@ -70,8 +79,10 @@ def main(argv=None) -> int:
     for name, dtype, engine in (("P4", torch.float32, "compiled"), ("P4", torch.float32, "tensor"),
                                 ("P3", torch.float32, "compiled"), ("P3", torch.float32, "tensor"),
                                 ("P4", torch.float64, "tensor"), ("P2", torch.float64, "tensor")):
+        if name not in args.problems.split(","):
+            continue
         try:
-            row = timed_render(name, dtype, engine)
+            row = timed_render(name, dtype, engine, args.device)
         except Exception as exc:  # keep going: a failed measurement is a result too
             row = {"problem": name, "dtype": str(dtype), "engine": engine, "error": f"{type(exc).__name__}: {exc}"}
         record["timings"].append(row)
@@ -84,7 +95,7 @@ def main(argv=None) -> int:
         for name in names:
             for policy in ("spec", "c-parity"):
                 work = Path(tmp) / f"{name}-{policy}"
-                proc = golden.run_case(name, work, policy=policy, in_process=True, extra=("--device", "cuda"))
+                proc = golden.run_case(name, work, policy=policy, in_process=True, extra=("--device", args.device))
                 result = golden.compare(name, work, proc, policy=policy, dtype="float64")
                 record["parity"].append({"case": name, "policy": policy, "ok": result.ok,
                                          "max_rel_error": result.max_rel_error, "pixels_off": result.pixels_off,
@@ -102,7 +113,9 @@ def main(argv=None) -> int:
         lines.append(f"| {r['problem']} | {r['dtype']} | {r['engine']} | {r['first_seconds']:.3f} | "
                      f"{r['warm_seconds']:.4f} | {r['reference_seconds']} | "
                      f"{r['reference_seconds'] / r['warm_seconds']:.0f}x | {r['peak_gpu_bytes'] / 2**20:.0f} MiB |")
-    lines += ["", f"Golden parity on cuda, float64: {ok}/{len(record['parity'])} (case x policy) within tolerance."]
+    lines += ["", f"Golden parity on {args.device}, float64: {ok}/{len(record['parity'])} (case x policy) within tolerance."]
+    lines += [f"- {p['case']} {p['policy']}: max error {p['max_rel_error']:.2e} of the maximum; "
+              f"{'; '.join(p['details'])[:200]}" for p in record["parity"] if not p["ok"]]
     (out / "gpu-check.md").write_text("\n".join(lines) + "\n")
     save()
     return 0 if ok == len(record["parity"]) else 1
