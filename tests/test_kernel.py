@@ -61,6 +61,19 @@ def test_chunk_size_does_not_change_the_image(policy):
     assert torch.allclose(big, tiny, rtol=1e-13, atol=0)
 
 
+def test_two_orientation_tables_match_one_table_per_pass():
+    """c-parity declares that only a block's first pass differs: the kernel then uses two tables."""
+    config = RunConfig.from_nanobragg_argv(
+        (BASE + " -phi 0 -osc 2 -phisteps 3 -mosaic 1 -mosaic_dom 4 -oversample 2").split())
+    m = build_model(config)
+    physics = select_physics(config, phi_policy="c-parity", options={"--c-threads": 2})
+    per_pass = attrs.evolve(physics, policy=attrs.evolve(physics.policy, pass_dependence="unknown"))
+    two_tables = render(m, physics, engine="tensor").image
+    assert torch.allclose(two_tables, render(m, per_pass, engine="tensor").image, rtol=1e-13, atol=0)
+    spec = render(m, select_physics(config, phi_policy="spec"), engine="tensor").image
+    assert not torch.allclose(two_tables, spec, rtol=1e-6, atol=0)  # the first passes' table is in use
+
+
 def test_memory_plan_by_device_and_fusion():
     """CPU chunks stay cache-sized; GPU chunks and fused (compiled) sums are bounded by the budget alone."""
     config = RunConfig.from_nanobragg_argv("-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 "

@@ -16,9 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nbsim.kernel import PassOrder, Physics, orientations, running_products
+from nbsim.kernel import PassOrder, PassOrientations, Physics, running_products, variant_tables
 from nbsim.model import R_E_SQR, Model
-from nbsim.protocols import Passes
 
 SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
 POLARIZATIONS = {"none": 0, "kahn": 1}
@@ -123,9 +122,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
 
 def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
     """Orientation tables (V, 9, R): [other passes, first pass of a block] and the first's row."""
-    probe = Passes(ordinal=torch.tensor([1, 0]), block=torch.tensor([0, 0]),
-                   executed=torch.tensor([True, True]), block_first=torch.tensor([0]))
-    tables = orientations(m, physics, probe)  # (1 or 2, R, 3, 3)
+    tables = PassOrientations(variant_tables(m, physics), None).block(m, 0, m.phisteps * m.domains)  # (1|2, R, 3, 3)
     tables = np.ascontiguousarray(tables.reshape(tables.shape[0], -1, 9).transpose(1, 2).numpy())
     return tables, 0 if tables.shape[0] == 1 else 1
 

@@ -19,6 +19,7 @@ number of phi steps and domains.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import attrs
@@ -133,15 +134,48 @@ def chunk_passes(m: Model, idx: Tensor, survive: Tensor, order: PassOrder) -> Pa
                   block_first=order.block_first)
 
 
-def orientations(m: Model, physics: Physics, passes: Passes) -> Tensor:
-    """Lattice vectors (N or 1, F*M, 3, 3) for every pass, phi step and domain (rows a, b, c)."""
-    base = physics.policy.orientations(m.base_vectors, m.phi, m.spindle, passes)  # (N|1, F, 3, 3)
-    if m.mosaic is not None:
+def variant_tables(m: Model, physics: Physics) -> Tensor:
+    """Phi-step lattices (V, F, 3, 3) of a policy whose ``pass_dependence`` is "none" or
+    "first-in-block": row 0 for a block's later passes, row 1 (V == 2) for its first pass."""
+    ints = functools.partial(torch.tensor, device=m.device)
+    probe = Passes(ordinal=ints([1, 0]), block=ints([0, 0]), executed=ints([True, True]), block_first=ints([0]))
+    return physics.policy.orientations(m.base_vectors, m.phi, m.spindle, probe)
+
+
+@attrs.frozen
+class PassOrientations:
+    """The phi-step lattices of a chunk's passes.
+
+    ``tables`` (V, F, 3, 3); ``row`` (N,) the table of each pass, or None where V == 1 (every
+    pass shares it) or V == N (one per pass, in order).  A policy that declares its
+    ``pass_dependence`` needs at most two tables, which keeps every pass on a shared matrix
+    product and no (pass, orientation) lattice in memory.
+    """
+
+    tables: Tensor
+    row: Tensor | None
+
+    @classmethod
+    def of(cls, m: Model, physics: Physics, passes: Passes) -> PassOrientations:
+        if getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block"):
+            tables = variant_tables(m, physics)
+            first = passes.first_in_block & passes.executed
+            return cls(tables, None if tables.shape[0] == 1 else first.to(torch.int64))
+        return cls(physics.policy.orientations(m.base_vectors, m.phi, m.spindle, passes), None)
+
+    def block(self, m: Model, start: int, stop: int) -> Tensor:
+        """Lattice vectors (V, stop - start, 3, 3) of orientations start..stop - 1 (rows a, b, c);
+        orientations are numbered phi step major, mosaic domain minor."""
+        if m.mosaic is None:
+            return self.tables[:, start:stop]
+        M = m.mosaic.shape[0]
+        r = torch.arange(start, min(stop, self.tables.shape[1] * M), device=self.tables.device)
         # domain rotation applied after the spindle rotation, in the lab frame
-        lat = apply_matrix(m.mosaic[None, None, :, None, :, :], base[:, :, None, :, :])
-    else:
-        lat = base[:, :, None]
-    return lat.reshape(lat.shape[0], -1, 3, 3)
+        return apply_matrix(m.mosaic[r % M][None, :, None], self.tables[:, r // M])
+
+    def per_pass(self, lattice: Tensor) -> Tensor:
+        """A block's lattices (V, R, 3, 3) as (N or 1, R, 3, 3), one per pass where they differ."""
+        return lattice if self.row is None else lattice[self.row]
 
 
 def structure_factor(m: Model, hkl0: Tensor) -> Tensor:
@@ -151,12 +185,18 @@ def structure_factor(m: Model, hkl0: Tensor) -> Tensor:
     return nearest_F(F_table(m), hkl0)
 
 
-def miller_indices(scattering: Tensor, lattice: Tensor) -> Tensor:
-    """(N, R, 3) h, k, l = a·S, b·S, c·S for scattering (N, 3) and lattice (N|1, R, 3, 3).
+def miller_indices(scattering: Tensor, lattice: Tensor, row: Tensor | None = None) -> Tensor:
+    """(N, R, 3) h, k, l = a·S, b·S, c·S for scattering (N, 3) and lattice (V, R, 3, 3):
+    V == 1 shared, else the table ``row`` (N,) of each pass (None: V == N, one per pass).
 
-    A matrix product in eager mode; explicit multiply-adds when compiling, so that they fuse
-    with what follows instead of going through memory.
+    A matrix product in eager mode (one per table); explicit multiply-adds when compiling, so
+    that they fuse with what follows instead of going through memory.
     """
+    if row is not None:
+        if not torch.compiler.is_compiling():
+            hkl = torch.stack([miller_indices(scattering, table[None]) for table in lattice])  # (V, N, R, 3)
+            return hkl.gather(0, row[None, :, None, None].expand(1, *hkl.shape[1:]))[0]
+        lattice = lattice[row]
     if torch.compiler.is_compiling():
         # computed as (3, R, N) and viewed as (N, R, 3): N innermost in memory, so that the
         # compiled loops vectorize over pixels rather than over the three indices
@@ -187,14 +227,16 @@ def nearest_F(table: tuple, hkl0: Tensor) -> Tensor:
     return torch.where(inside, grid[flat], default_F)
 
 
-def lattice_sums(scattering: Tensor, lattice: Tensor, mask: Tensor | None, factor: LatticeFactor, n_cells: Tensor,
-                 fudge: Tensor, reciprocal: Tensor, table: tuple | None, nearest: bool) -> Tensor:
+def lattice_sums(scattering: Tensor, lattice: Tensor, row: Tensor | None, mask: Tensor | None,
+                 factor: LatticeFactor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor, table: tuple | None,
+                 nearest: bool) -> Tensor:
     """Σ over an orientation block of F_latt² (times F_cell² with a structure-factor ``table``).
 
-    :param scattering: (N, 3) scattering vectors; :param lattice: (N|1, R, 3, 3) lattice vectors;
-    :param mask: (R,) weights (0 for padding) or None.  Returns (N,) in n_cells' dtype.
+    :param scattering: (N, 3) scattering vectors; :param lattice: (V, R, 3, 3) lattice vectors
+    and :param row: each pass's table (:func:`miller_indices`); :param mask: (R,) weights (0
+    for padding) or None.  Returns (N,) in n_cells' dtype.
     """
-    hkl = miller_indices(scattering, lattice)
+    hkl = miller_indices(scattering, lattice, row)
     hkl0 = torch.ceil(hkl - 0.5) if nearest else None
     F_latt = factor.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
     term = F_latt * F_latt if table is None else torch.square(nearest_F(table, hkl0).to(F_latt.dtype) * F_latt)
@@ -260,9 +302,8 @@ def render_pixels(
         if s.oversample_omega:
             g = g * per_pass(omega)
 
-    passes = chunk_passes(m, idx, survive, order)
-    lattice_vectors = orientations(m, physics, passes)  # (N|1, R, 3, 3)
-    R = lattice_vectors.shape[1]
+    oriented = PassOrientations.of(m, physics, chunk_passes(m, idx, survive, order))
+    R = m.phisteps * m.domains
     scattering = geo["scattering"].reshape(P * Q, 3)
     water = cfg.beam.water_size != 0.0
     cd = m.compute_dtype
@@ -275,9 +316,9 @@ def render_pixels(
     nearest = detailed or not constant_F or getattr(physics.lattice, "needs_nearest", True)
 
     def evaluate(r0: int):
-        lat = lattice_vectors[:, r0:r0 + orientation_chunk]
+        lat = oriented.block(m, r0, r0 + orientation_chunk)
         rc = lat.shape[1]
-        hkl = miller_indices(scattering, lat).reshape(P, Q, rc, 3)
+        hkl = miller_indices(scattering, lat, oriented.row).reshape(P, Q, rc, 3)
         hkl0 = torch.ceil(hkl - 0.5) if nearest else None
         F_latt = physics.lattice.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
         reached = None
@@ -314,7 +355,7 @@ def render_pixels(
     table = None if constant_F else F_table(m)
     for r0 in range(0, R, orientation_chunk):
         if not detailed:
-            lat = lattice_vectors[:, r0:r0 + orientation_chunk]
+            lat = oriented.block(m, r0, r0 + orientation_chunk)
             mask = None
             if sums is not lattice_sums and lat.shape[1] < orientation_chunk:
                 # compiled for one block size: pad with zero lattices that the mask removes
@@ -322,7 +363,8 @@ def render_pixels(
                 mask = torch.cat((torch.ones(lat.shape[1], dtype=cd, device=m.device),
                                   torch.zeros(pad, dtype=cd, device=m.device)))
                 lat = torch.cat((lat, torch.zeros((lat.shape[0], pad, 3, 3), dtype=lat.dtype, device=m.device)), 1)
-            part = sums(scattering, lat, mask, physics.lattice, n_cells, fudge, reciprocal, table, nearest)
+            part = sums(scattering, lat, oriented.row, mask, physics.lattice, n_cells, fudge, reciprocal, table,
+                        nearest)
             acc = acc + part.reshape(P, Q).to(acc.dtype)
             continue
         lat, hkl, hkl0, F_latt, reached = evaluated if (interpolating and single) else evaluate(r0)
@@ -335,7 +377,7 @@ def render_pixels(
         term = F_cell * F_cell * F_latt * F_latt
         if collect is not None:
             collect("scattering", {"hkl": hkl, "hkl0": hkl0, "F_latt": F_latt, "F_cell": F_cell,
-                                   "term": term, "lattice": lat, "r0": r0})
+                                   "term": term, "lattice": oriented.per_pass(lat), "r0": r0})
         if not running:
             acc = acc + term.sum(-1).to(acc.dtype)
             continue

@@ -49,7 +49,8 @@ class PhiPolicy(Protocol):
     reference program's OpenMP thread count; 1 when the policy does not depend on it).
     Optional capability ``pass_dependence``: ``"none"`` (every pass gets the same
     orientations) or ``"first-in-block"`` (only a block's first executed pass differs) lets
-    the compiled CPU path (``nbsim.cpu``) render with the policy.
+    the compiled CPU path (``nbsim.cpu``) render with the policy, and the tensor kernel keep
+    two orientation tables instead of one per pass (the contract suite checks the claim).
     """
 
     name: str

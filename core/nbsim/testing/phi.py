@@ -107,3 +107,19 @@ class BasePhiPolicyTests(ContractSuite):
         base, _, spindle, passes = phi_inputs()
         out = implementation.orientations(base, torch.zeros(1, dtype=base.dtype), spindle, passes)
         assert torch.allclose(out, base.expand_as(out), rtol=0, atol=math.ulp(1e-8))
+
+    def test_declared_pass_dependence_holds(self, implementation):
+        """A declared ``pass_dependence`` lets renderers use two tables instead of one per pass."""
+        dependence = getattr(implementation, "pass_dependence", None)
+        if dependence is None:
+            pytest.skip("the policy declares no pass_dependence")
+        assert dependence in ("none", "first-in-block")
+        base, phi, spindle, passes = phi_inputs()
+        N = passes.ordinal.shape[0]
+        out = _expand(implementation.orientations(base, phi, spindle, passes), N)
+        first = passes.first_in_block & passes.executed
+        if dependence == "none":
+            first = torch.zeros_like(first)
+        for group in (first, ~first):
+            if group.any():
+                assert torch.equal(out[group], out[group][:1].expand_as(out[group]))
