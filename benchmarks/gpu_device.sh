@@ -14,6 +14,7 @@ python=${PYTHON:-python3}
 site=$(mktemp -d)
 "$python" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-build-isolation \
     --target "$site" . plugins/*/
+rm -rf build  # setuptools' in-tree leftovers
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if [ -d .golden ]; then export NBSIM_GOLDEN="$PWD/.golden"; fi
 "$python" -c 'import torch, nbsim; print(f"nbsim from {nbsim.__file__}; torch {torch.__version__}, cuda {torch.cuda.is_available()}")'

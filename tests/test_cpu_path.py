@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from nbsim import RunConfig, build_model, cpu, select_physics
+from nbsim import RunConfig, build_model, compiled, cpu, select_physics
 from nbsim.pipeline import render
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 8 -pixel 0.5"
@@ -116,16 +116,20 @@ def test_single_precision_loop_is_close(case, structure_factors, policy, hkl):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["spec", "c-parity"])
-def test_compiled_engine_matches_tensor_kernel(policy, hkl):
-    """torch.compile'd orientation sums (slow: compiles; run with -m slow)."""
+@pytest.mark.parametrize("fuse_all", [False, True], ids=["cpu-options", "gpu-options"])
+def test_compiled_engine_matches_tensor_kernel(policy, fuse_all, hkl, monkeypatch):
+    """torch.compile'd orientation sums (slow: compiles; run with -m slow), also as GPUs compile
+    them (wholly fused, no memory counted per sub-evaluation)."""
+    monkeypatch.setattr(compiled, "fuses_everything", lambda device: fuse_all)
+    monkeypatch.setattr(compiled, "_compiled", {})
     config = RunConfig.from_nanobragg_argv(
         f"{BASE} -hkl {hkl} -mosaic 1 -mosaic_dom 70 -phi 0 -osc 2 -phisteps 3".split())
     physics = select_physics(config, phi_policy=policy)
     m = build_model(config)
     with torch.no_grad():
         tensor = render(m, physics, engine="tensor").image
-        compiled = render(m, physics, engine="compiled").image
-    assert torch.allclose(compiled, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+        fused = render(m, physics, engine="compiled").image
+    assert torch.allclose(fused, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
 def test_small_renders_do_not_import_numba():

@@ -190,13 +190,15 @@ def miller_indices(scattering: Tensor, lattice: Tensor, row: Tensor | None = Non
     V == 1 shared, else the table ``row`` (N,) of each pass (None: V == N, one per pass).
 
     A matrix product in eager mode (one per table); explicit multiply-adds when compiling, so
-    that they fuse with what follows instead of going through memory.
+    that they fuse with what follows instead of going through memory.  Tables are selected,
+    not gathered: an indexed lattice inside a fused kernel makes inductor's code generation
+    take minutes.
     """
     if row is not None:
-        if not torch.compiler.is_compiling():
-            hkl = torch.stack([miller_indices(scattering, table[None]) for table in lattice])  # (V, N, R, 3)
-            return hkl.gather(0, row[None, :, None, None].expand(1, *hkl.shape[1:]))[0]
-        lattice = lattice[row]
+        hkl = miller_indices(scattering, lattice[:1])
+        for v in range(1, lattice.shape[0]):
+            hkl = torch.where((row == v)[:, None, None], miller_indices(scattering, lattice[v:v + 1]), hkl)
+        return hkl
     if torch.compiler.is_compiling():
         # computed as (3, R, N) and viewed as (N, R, 3): N innermost in memory, so that the
         # compiled loops vectorize over pixels rather than over the three indices
@@ -239,7 +241,7 @@ def lattice_sums(scattering: Tensor, lattice: Tensor, row: Tensor | None, mask: 
     hkl = miller_indices(scattering, lattice, row)
     hkl0 = torch.ceil(hkl - 0.5) if nearest else None
     F_latt = factor.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
-    term = F_latt * F_latt if table is None else torch.square(nearest_F(table, hkl0).to(F_latt.dtype) * F_latt)
+    term = torch.square(F_latt) if table is None else torch.square(nearest_F(table, hkl0).to(F_latt.dtype) * F_latt)
     if mask is not None:
         term = term * mask
     return term.sum(-1)

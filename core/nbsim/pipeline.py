@@ -141,9 +141,10 @@ def render(
         engine = "tensor"  # numba does not cover this render: the tensor kernel does
     compile = not use_numba and (engine == "compiled" or (
         engine == "auto" and compiled.worth_compiling(m.device, evaluations)))
-    sums = compiled.compiled_lattice_sums() if compile else None
-    # compiled sums keep no per-term tensors, unless running products or interpolation need every term
-    fused = compile and not (running_products(m) or cfg.crystal.interpolate)
+    sums = compiled.compiled_lattice_sums(m.device) if compile else None
+    # fused sums keep no per-term tensors, unless running products or interpolation need every term
+    fused = compile and compiled.fuses_everything(m.device) and not (
+        running_products(m) or cfg.crystal.interpolate)
     pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory, fused=fused)
     order = pass_order(m, physics, pixels_per_chunk)
     if use_numba:

@@ -31,18 +31,21 @@ def _parity(k: Tensor) -> Tensor:
     return k - 2.0 * torch.floor(k * 0.5)
 
 
-def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
-    dtype = dtype or t.dtype
-    k = torch.round(t)
-    r = (t - k).to(dtype)
-    sign = (1.0 - 2.0 * _parity(k)).to(dtype)
-    r2 = r * r
-    coefs = _SINPI64 if dtype == torch.float64 else _SINPI32
+def _sinpi_reduced(k: Tensor, r: Tensor) -> Tensor:
+    """sin(π (k + r)) for integer-valued k and |r| <= 1/2, in r's dtype."""
+    sign = (1.0 - 2.0 * _parity(k)).to(r.dtype)
+    r2 = torch.square(r)  # one read of r: compiled code re-evaluates an inlined value at each read
+    coefs = _SINPI64 if r.dtype == torch.float64 else _SINPI32
     p = torch.full_like(r2, coefs[-1])
     for c in reversed(coefs[:-1]):
         p = p * r2 + c
     return r * p * sign
+
+
+def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
+    k = torch.round(t)
+    return _sinpi_reduced(k, (t - k).to(dtype or t.dtype))
 
 
 def sincg_pi(h: Tensor, n: Tensor) -> Tensor:
@@ -52,13 +55,13 @@ def sincg_pi(h: Tensor, n: Tensor) -> Tensor:
     in h's precision.
     """
     dtype = n.dtype
-    t = h * n.to(h.dtype)
-    num = sinpi(t, dtype)
-    den = sinpi(h, dtype)
-    integer = den == 0
+    num = sinpi(h * n.to(h.dtype), dtype)
+    k = torch.round(h)
+    r = (h - k).to(dtype)
+    den = _sinpi_reduced(k, r)
+    integer = r == 0  # den == 0, tested without a second read of den
     if torch.is_grad_enabled() and (h.requires_grad or n.requires_grad):
         den = torch.where(integer, torch.ones_like(den), den)  # keeps gradients finite at integers
     # the limit at integer h = k is N (-1)^(k (N - 1)) for integer N
-    m = torch.round(h) * (n.to(h.dtype) - 1.0)
-    limit = n * (1.0 - 2.0 * _parity(m)).to(dtype)
+    limit = n * (1.0 - 2.0 * _parity(k * (n.to(h.dtype) - 1.0))).to(dtype)
     return torch.where(integer, limit, num / den)
