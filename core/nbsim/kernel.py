@@ -359,11 +359,11 @@ def render_pixels(
         if not detailed:
             lat = oriented.block(m, r0, r0 + orientation_chunk)
             mask = None
-            if sums is not lattice_sums and lat.shape[1] < orientation_chunk:
-                # compiled for one block size: pad with zero lattices that the mask removes
+            if sums is not lattice_sums:
+                # compiled for one block size and signature (a mask on every block, so that a last,
+                # partial block costs no second compilation): padded with zero lattices it removes
                 pad = orientation_chunk - lat.shape[1]
-                mask = torch.cat((torch.ones(lat.shape[1], dtype=cd, device=m.device),
-                                  torch.zeros(pad, dtype=cd, device=m.device)))
+                mask = (torch.arange(orientation_chunk, device=m.device) < lat.shape[1]).to(cd)
                 lat = torch.cat((lat, torch.zeros((lat.shape[0], pad, 3, 3), dtype=lat.dtype, device=m.device)), 1)
             part = sums(scattering, lat, oriented.row, mask, physics.lattice, n_cells, fudge, reciprocal, table,
                         nearest)
