@@ -8,7 +8,7 @@ block between them (see FUSE_ALL).  Shapes are kept static
 (chunks and orientation blocks are padded), so one compilation serves a whole render; the
 compiled code is cached on disk (``$NBSIM_CACHE``, default ``~/.cache/nbsim/inductor``) so
 that later runs start warm.  Compilation costs seconds, so it is used only for renders large
-enough to pay for it (:func:`worth_compiling`) or when asked (``--compile on``).
+enough to pay for it (:func:`worth_compiling`) or when asked (``--engine compiled``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,17 @@ import torch
 
 from nbsim.kernel import lattice_sums
 
-#: sub-evaluations from which compiling pays for itself (measured: ``reports/benchmarks``)
-THRESHOLD = {"cpu": 1e8, "cuda": 1e7}
+#: sub-evaluations from which compiling pays for itself in one render.  CPU: measured
+#: (``reports/benchmarks``: loading the compiler and its cached code costs 5-8 s a process, the
+#: eager kernel about 25 ns a sub-evaluation, 5x what the compiled one takes).  CUDA: an estimate
+#: until a device run measures it (``benchmarks/gpu_check.py`` records both engines and the
+#: cost of a new process): seconds of loading against well under a nanosecond saved per
+#: sub-evaluation, so only renders eager takes seconds over.
+THRESHOLD = {"cpu": 1e8, "cuda": 1e10}
 #: inductor's store-or-recompute thresholds, raised on GPUs so that an orientation block's sum is
 #: one kernel: with the defaults it stores the Miller indices and the per-axis lattice factors,
 #: 36 bytes per sub-evaluation written and read back.  On a CPU the defaults stay: the fully
-#: fused loop does not vectorize there (measured 3x slower).
+#: fused loop does not vectorize there (measured 2x slower).
 FUSE_ALL = {"realize_opcount_threshold": 100_000, "realize_reads_threshold": 1_000,
             "realize_acc_reads_threshold": 1_000}
 
