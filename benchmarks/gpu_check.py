@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from suite import PROBLEMS, REFERENCE_SECONDS  # noqa: E402
+from suite import INNER, PROBLEMS, REFERENCE_SECONDS  # noqa: E402
 
 import golden  # noqa: E402
 
@@ -58,28 +58,12 @@ def timed_render(name: str, dtype: torch.dtype, engine: str, device: str, repeat
             "reference_seconds": REFERENCE_SECONDS[name], "image_sum": float(image.double().sum())}
 
 
-FRESH = r"""
-import sys, time, torch
-from nbsim import RunConfig, build_model, select_physics
-from nbsim.pipeline import render
-argv, dtype, engine, device = sys.argv[1].split(), getattr(torch, sys.argv[2]), sys.argv[3], sys.argv[4]
-config = RunConfig.from_nanobragg_argv(argv)
-model = build_model(config, device=device, dtype=dtype)
-start = time.perf_counter()
-with torch.no_grad():
-    render(model, select_physics(config), engine=engine)
-if device.startswith("cuda"):
-    torch.cuda.synchronize()
-print(time.perf_counter() - start)
-"""
-
-
 def fresh_process_render(name: str, dtype: torch.dtype, engine: str, device: str) -> float:
     """Seconds of one render in a new process (compiled code then comes from the disk cache):
     what a command pays, which decides from what size compiling pays (``compiled.THRESHOLD``)."""
-    proc = subprocess.run([sys.executable, "-c", FRESH, PROBLEMS[name], str(dtype).replace("torch.", ""), engine,
-                           device], capture_output=True, text=True, check=True)
-    return float(proc.stdout.split()[-1])
+    proc = subprocess.run([sys.executable, "-c", INNER, PROBLEMS[name], str(dtype).replace("torch.", ""), device,
+                           str(torch.get_num_threads()), engine, "1"], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])["times"][0]
 
 
 def main(argv=None) -> int:
