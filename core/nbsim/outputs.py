@@ -38,10 +38,14 @@ def int_scale(requested: float, max_I: float) -> float:
 
 
 def int_pixels(image32: np.ndarray, roi, scale: float, adc: float) -> np.ndarray:
-    test = image32.astype(np.float64) * scale + adc
-    test = np.clip(test, 0.0, 65535.0)
-    rounded = np.floor((test + 0.5).astype(np.float32))
-    out = rounded.astype(np.uint16)
+    test = image32.astype(np.float64)  # in place from here: one double-precision image at a time
+    test *= scale
+    test += adc
+    np.clip(test, 0.0, 65535.0, out=test)
+    test += 0.5
+    rounded = test.astype(np.float32)
+    del test
+    out = np.floor(rounded, out=rounded).astype(np.uint16)
     out[~roi_mask(image32.shape, roi)] = 0
     return out
 

@@ -67,8 +67,11 @@ def first_passes(m: Model, block_of_row: Tensor, blocks: int) -> Tensor:
     # rendered pixels are in raster order and a block is a run of rows: bisect for its bounds
     first_rows = torch.searchsorted(block_of_row, torch.arange(blocks + 1, device=m.device))
     at = torch.searchsorted(m.rendered, first_rows * m.config.detector.fpixels)
-    padded = torch.cat((m.rendered, m.rendered.new_zeros(1)))
-    return torch.where(at[1:] > at[:-1], padded[at[:-1]] * m.passes_per_pixel, -1)
+    n = m.rendered.shape[0]
+    if n == 0:
+        return torch.full((blocks,), -1, dtype=torch.int64, device=m.device)
+    first = m.rendered[at[:-1].clamp(max=n - 1)]  # clamped where a block renders nothing: dropped below
+    return torch.where(at[1:] > at[:-1], first * m.passes_per_pixel, -1)
 
 
 def scanned_first_passes(m: Model, physics: Physics, block_of_row: Tensor, blocks: int,
@@ -180,7 +183,8 @@ def render(
         flat = torch.zeros(fpixels * spixels, dtype=m.dtype, device=m.device)
         if values:
             flat = flat.scatter(0, targets, torch.cat(values))
-    flat = flat + m.anchor  # exact zero gradients for parameters the configuration does not use
+    values.clear()
+    flat += m.anchor  # exact zero gradients for unused parameters; in place: one image less at the peak
     if trace is not None and traced:
         _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
     selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None

@@ -93,6 +93,8 @@ def run(
             traced=traced,
         )
     image32 = result.image.to(torch.float32).cpu().numpy()
+    omega_sum, switch = result.omega_sum, result.interpolation_switch
+    del result  # the full-precision image: the outputs below need only the float32 copy
     render_seconds = time.perf_counter() - started
 
     o, d = config.output, config.detector
@@ -102,8 +104,8 @@ def run(
     sf = config.crystal.structure_factors
     if sf is not None and sf.origin == "hkl":
         files.append(outputs.ImageFile(o.dumpfile, fdump.encode(sf), "structure-factor cache"))
-    files.append(outputs.ImageFile(o.floatfile, image32.astype("<f4" if sys.byteorder == "little" else ">f4").tobytes(),
-                                   "float image"))
+    # native byte order, as the reference fwrite()s its floats
+    files.append(outputs.ImageFile(o.floatfile, image32.tobytes(), "float image"))
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = printout_model.geometry
     header = outputs.smv_header_items(
@@ -125,11 +127,11 @@ def run(
         pixels, photons, overloads = outputs.noise_pixels(counts, d.roi, o.adc_offset)
         noise = (photons, overloads)
         files.append(outputs.ImageFile(o.noisefile, outputs.smv_bytes(header, pixels), "noise image"))
-    tail = report.result_lines(config, printout_model, stats, result.omega_sum, int_scale=scale,
+    tail = report.result_lines(config, printout_model, stats, omega_sum, int_scale=scale,
                                pgm_scale=pgm_scale, noise=noise)
-    if result.interpolation_switch is not None:
+    if switch is not None:
         # printed mid-render by the reference, its last line unterminated until the blank line
-        tail = report.interpolation_warning(result.interpolation_switch) + tail[1:]
+        tail = report.interpolation_warning(switch) + tail[1:]
     for text in tail:
         say(text)
     for f in files:
