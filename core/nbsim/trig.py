@@ -42,10 +42,15 @@ def _sinpi_reduced(k: Tensor, r: Tensor) -> Tensor:
     return r * p * sign
 
 
+def _reduce(t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(k, r): t = k + r with k = round(t), exactly in t's precision, r then in ``dtype``."""
+    k = torch.round(t)
+    return k, (t - k).to(dtype)
+
+
 def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
-    k = torch.round(t)
-    return _sinpi_reduced(k, (t - k).to(dtype or t.dtype))
+    return _sinpi_reduced(*_reduce(t, dtype or t.dtype))
 
 
 def sincg_pi(h: Tensor, n: Tensor) -> Tensor:
@@ -56,8 +61,7 @@ def sincg_pi(h: Tensor, n: Tensor) -> Tensor:
     """
     dtype = n.dtype
     num = sinpi(h * n.to(h.dtype), dtype)
-    k = torch.round(h)
-    r = (h - k).to(dtype)
+    k, r = _reduce(h, dtype)
     den = _sinpi_reduced(k, r)
     integer = r == 0  # den == 0, tested without a second read of den
     if torch.is_grad_enabled() and (h.requires_grad or n.requires_grad):
