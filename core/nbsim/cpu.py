@@ -66,7 +66,7 @@ def applicable(m: Model, physics: Physics) -> bool:
         and not running_products(m)
         and getattr(physics.lattice, "cpu_kernel", None) in SHAPES
         and getattr(physics.polarization, "cpu_kernel", None) in POLARIZATIONS
-        and getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block")
+        and PassOrientations.shared(physics)
         and loop() is not None
     )
 

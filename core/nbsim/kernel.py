@@ -31,11 +31,20 @@ from nbsim.model import R_E_SQR, Model
 from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
 from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
 
-#: bytes of working memory the kernel needs per sub-evaluation (measured; either precision, as
-#: Miller indices and lattice factors are double)
+#: bytes of working memory the kernel needs per sub-evaluation (measured with
+#: ``tests/live_memory.py``; either precision, as Miller indices and lattice factors are double):
+#: the common case, running products (every term kept with its bookkeeping) and tricubic
+#: interpolation (64 neighbours a term)
 BYTES_PER_TERM = 160
+BYTES_PER_TERM_RUNNING = 260
+BYTES_PER_TERM_INTERPOLATED = 2400
 #: bytes of working memory per pass
 BYTES_PER_PASS = 600
+#: more bytes per sub-evaluation where every pass has lattices of its own (a phi policy that
+#: declares no ``pass_dependence``): the gathered and the rotated lattice vectors, 72 each, and
+#: the products between them; and per pass and phi step, the policy's own table
+BYTES_PER_PASS_LATTICE = 216
+BYTES_PER_PASS_TABLE = 72
 #: sub-evaluations per sub-chunk: small enough for the caches, large enough for the vector units
 TARGET_TERMS = 1 << 17
 #: passes per chunk worth the Python overhead of a chunk
@@ -155,9 +164,14 @@ class PassOrientations:
     tables: Tensor
     row: Tensor | None
 
+    @staticmethod
+    def shared(physics: Physics) -> bool:
+        """Whether the policy's declared ``pass_dependence`` lets passes share (two) tables."""
+        return getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block")
+
     @classmethod
     def of(cls, m: Model, physics: Physics, passes: Passes) -> PassOrientations:
-        if getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block"):
+        if cls.shared(physics):
             tables = variant_tables(m, physics)
             first = passes.first_in_block & passes.executed
             return cls(tables, None if tables.shape[0] == 1 else first.to(torch.int64))
@@ -427,7 +441,7 @@ def render_pixels(
     return value, omega_sum, switch
 
 
-def memory_plan(m: Model, budget_bytes: int, fused: bool = False) -> tuple[int, int]:
+def memory_plan(m: Model, budget_bytes: int, fused: bool = False, per_pass_lattices: bool = False) -> tuple[int, int]:
     """(pixels per chunk, orientations per sub-chunk).
 
     Orientations are summed in fixed blocks of ``ORIENTATION_BLOCK`` (fewer only when the
@@ -440,17 +454,27 @@ def memory_plan(m: Model, budget_bytes: int, fused: bool = False) -> tuple[int, 
     orientation.
 
     :param fused: the orientation sums are compiled (``nbsim.compiled``): fused into one loop,
-        they keep nothing per sub-evaluation, so only the passes take memory.
+        they keep nothing per sub-evaluation, so only the passes take memory (unless running
+        products or interpolation keep every term, which no compiled path does).
+    :param per_pass_lattices: every pass has lattices of its own (:class:`PassOrientations`
+        with one table per pass), built outside the sums, fused or not.
     """
     Q = m.passes_per_pixel
     R = m.phisteps * m.domains
     budget = max(int(budget_bytes), 1)
-    per_term = 0 if fused else BYTES_PER_TERM
+    if m.config.crystal.interpolate:
+        kept = BYTES_PER_TERM_INTERPOLATED
+    elif running_products(m):
+        kept = BYTES_PER_TERM_RUNNING
+    else:
+        kept = 0 if fused else BYTES_PER_TERM
+    per_term = kept + (BYTES_PER_PASS_LATTICE if per_pass_lattices else 0)
+    per_pass = BYTES_PER_PASS + (BYTES_PER_PASS_TABLE * m.phisteps if per_pass_lattices else 0)
     orientation_chunk = min(R, ORIENTATION_BLOCK)
     if per_term:
-        orientation_chunk = max(1, min(orientation_chunk, (budget // Q - BYTES_PER_PASS) // per_term))
+        orientation_chunk = max(1, min(orientation_chunk, (budget // Q - per_pass) // per_term))
     pixels = int(m.rendered.shape[0])
     if m.device.type == "cpu":
         pixels = max(1, TARGET_TERMS // max(1, Q * orientation_chunk), MIN_PASSES // max(1, Q))
-    pixels = max(1, min(pixels, budget // max(1, Q * (BYTES_PER_PASS + orientation_chunk * per_term))))
+    pixels = max(1, min(pixels, budget // max(1, Q * (per_pass + orientation_chunk * per_term))))
     return min(pixels, max(1, int(m.rendered.shape[0]))), orientation_chunk

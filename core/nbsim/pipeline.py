@@ -18,6 +18,7 @@ from torch import Tensor
 from nbsim import compiled, cpu
 from nbsim.kernel import (
     PassOrder,
+    PassOrientations,
     Physics,
     memory_plan,
     pass_geometry,
@@ -148,7 +149,8 @@ def render(
     # fused sums keep no per-term tensors, unless running products or interpolation need every term
     fused = compile and compiled.fuses_everything(m.device) and not (
         running_products(m) or cfg.crystal.interpolate)
-    pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory, fused=fused)
+    pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory, fused=fused,
+                                                      per_pass_lattices=not PassOrientations.shared(physics))
     order = pass_order(m, physics, pixels_per_chunk)
     if use_numba:
         pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
