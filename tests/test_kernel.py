@@ -9,7 +9,7 @@ import torch
 
 import reference_loop
 from live_memory import LiveTensorBytes
-from nbsim import RunConfig, build_model, select_physics
+from nbsim import RunConfig, Simulation, build_model, select_physics
 from nbsim.kernel import (
     BYTES_PER_PASS,
     BYTES_PER_TERM,
@@ -97,7 +97,7 @@ def test_memory_plan_by_device_and_fusion():
 def test_render_stays_within_the_memory_budget(variant, tmp_path):
     """The tensors a render creates never exceed --max-memory, counted exactly, whatever the
     chunker has to account for (a policy with one lattice per pass, every term kept)."""
-    flags = "-detpixels 48 -phi 0 -osc 2 -phisteps 4 -mosaic 1 -mosaic_dom 64 -oversample 2"
+    flags = "-detpixels 24 -phi 0 -osc 2 -phisteps 4 -mosaic 1 -mosaic_dom 64 -oversample 2"
     if variant == "running_products":
         flags += " -oversample_omega"
     if variant in ("structure_factors", "interpolation"):
@@ -116,6 +116,21 @@ def test_render_stays_within_the_memory_budget(variant, tmp_path):
     assert live.peak > budget / 4  # the plan uses the budget: chunks are not needlessly small
     with torch.no_grad():  # the same image (tricubic weights round by batch shape: to 1e-16)
         torch.testing.assert_close(image, render(m, physics, engine="tensor").image, rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("extra", ["", "-oversample_omega"], ids=["common", "running_products"])
+def test_gradient_renders_stay_within_the_memory_budget(extra):
+    """With gradients, each chunk is recomputed in the backward pass and holds its graph there:
+    forward and backward together stay within the budget."""
+    config = RunConfig.from_nanobragg_argv(
+        f"{BASE} -detpixels 24 -phi 0 -osc 2 -phisteps 4 -mosaic 1 -mosaic_dom 64 -oversample 2 {extra}".split())
+    budget = 2 << 20
+    sim = Simulation(config, max_memory=budget)
+    params = sim.parameters("cell", "distance")
+    with LiveTensorBytes() as live:
+        sim.image(params).sum().backward()
+    assert live.peak <= budget
+    assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in params.values())
 
 
 @pytest.mark.parametrize("roi", ["", "-roi 1 3 2 4", "-roi 0 5 5 5"])

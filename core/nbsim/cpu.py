@@ -16,7 +16,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nbsim.kernel import PassOrder, PassOrientations, Physics, running_products, variant_tables
+from nbsim.kernel import (
+    PassOrder,
+    PassOrientations,
+    Physics,
+    records_gradients,
+    running_products,
+    variant_tables,
+)
 from nbsim.model import R_E_SQR, Model
 
 SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
@@ -61,7 +68,7 @@ def applicable(m: Model, physics: Physics) -> bool:
     return (
         m.device.type == "cpu"
         and m.compute_dtype in (torch.float64, torch.float32)
-        and not (torch.is_grad_enabled() and m.anchor.requires_grad)  # every parameter reaches the anchor
+        and not records_gradients(m)
         and not cfg.crystal.interpolate
         and not running_products(m)
         and getattr(physics.lattice, "cpu_kernel", None) in SHAPES
