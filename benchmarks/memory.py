@@ -45,7 +45,7 @@ def with_flags(problem: str, **flags: str) -> str:
     return " ".join(out)
 
 
-def cases(quick: bool) -> list[tuple[str, str, str, str | None]]:
+def cases(quick: bool) -> list[tuple[str, str, str, str]]:
     """(group, label, flags, nbsim options) of every row."""
     sizes = (256, 512, 1024, 2048) if quick else (256, 512, 1024, 2048, 4096)
     rows = [("baseline", "P3, 1 pixel", with_flags("P3", detpixels="1"), "")]

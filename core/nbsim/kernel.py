@@ -449,7 +449,8 @@ def render_pixels(
     return value, omega_sum, switch
 
 
-def memory_plan(m: Model, budget_bytes: int, fused: bool = False, per_pass_lattices: bool = False) -> tuple[int, int]:
+def memory_plan(m: Model, budget_bytes: int, fused: bool = False,
+                per_pass_lattices: bool = False) -> tuple[int, int]:
     """(pixels per chunk, orientations per sub-chunk).
 
     Orientations are summed in fixed blocks of ``ORIENTATION_BLOCK`` (fewer only when the
@@ -462,8 +463,8 @@ def memory_plan(m: Model, budget_bytes: int, fused: bool = False, per_pass_latti
     orientation.
 
     :param fused: the orientation sums are compiled (``nbsim.compiled``): fused into one loop,
-        they keep nothing per sub-evaluation, so only the passes take memory (unless running
-        products or interpolation keep every term, which no compiled path does).
+        they keep nothing per sub-evaluation, so only the passes take memory.  Running products
+        and interpolation keep every term whatever the engine: the plan counts them regardless.
     :param per_pass_lattices: every pass has lattices of its own (:class:`PassOrientations`
         with one table per pass), built outside the sums, fused or not.
     """

@@ -23,7 +23,6 @@ from nbsim.kernel import (
     memory_plan,
     pass_geometry,
     render_pixels,
-    running_products,
 )
 from nbsim.model import Model
 
@@ -146,11 +145,9 @@ def render(
     compile = not use_numba and (engine == "compiled" or (
         engine == "auto" and compiled.worth_compiling(m.device, evaluations)))
     sums = compiled.compiled_lattice_sums(m.device) if compile else None
-    # fused sums keep no per-term tensors, unless running products or interpolation need every term
-    fused = compile and compiled.fuses_everything(m.device) and not (
-        running_products(m) or cfg.crystal.interpolate)
-    pixels_per_chunk, orientation_chunk = memory_plan(m, max_memory, fused=fused,
-                                                      per_pass_lattices=not PassOrientations.shared(physics))
+    pixels_per_chunk, orientation_chunk = memory_plan(
+        m, max_memory, fused=compile and compiled.fuses_everything(m.device),
+        per_pass_lattices=not PassOrientations.shared(physics))
     order = pass_order(m, physics, pixels_per_chunk)
     if use_numba:
         pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
