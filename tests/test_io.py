@@ -44,7 +44,7 @@ def test_fdump_round_trip_including_whitespace_first_byte(tmp_path):
     sf = hkl.read(str(p), 0.0)
     assert np.float64(50.00000000000023).tobytes()[0] == 0x20
     path = tmp_path / "Fdump.bin"
-    fdump.write(str(path), sf)
+    path.write_bytes(fdump.encode(sf))
     back = fdump.read(str(path))
     assert np.array_equal(back.grid, sf.grid) and back.bounds == sf.bounds
     assert path.read_bytes().startswith(b"0 1 0 0 0 0\n\f")

@@ -116,9 +116,10 @@ def _plugin_choices(system, phi_policy: str, plugin_values: dict) -> dict:
     return chosen
 
 
-def _memory(max_memory: str | None) -> int:
+def _memory(max_memory: str | None) -> int | None:
+    """The --max-memory value in bytes, or None when not given (the machine's memory bounds the run)."""
     try:
-        return parse_memory(max_memory) if max_memory else DEFAULT_MAX_MEMORY
+        return parse_memory(max_memory) if max_memory else None
     except click.BadParameter as exc:
         raise UsageError(f"--max-memory: {exc.message}") from None
 
@@ -199,7 +200,8 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
             sim = Simulation.from_argv(
                 list(flags), device=check_device(device), dtype=DTYPES[dtype],
                 phi_policy=phi_policy, lattice=lattice, polarization=polarization,
-                policy_options=_plugin_choices(system, phi_policy, plugin_values), max_memory=_memory(max_memory),
+                policy_options=_plugin_choices(system, phi_policy, plugin_values),
+                max_memory=_memory(max_memory) or DEFAULT_MAX_MEMORY,
             )
             for text in sim.config.warnings:
                 click.echo(f"nbsim: warning: {text}", err=True)
@@ -216,7 +218,7 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
 
                 record = {"argv": list(flags), "observed": observed, "optimizer": optimizer, "stages": blocks,
                           **result.to_json()}
-                atomic.write_bytes(json_out, (json.dumps(record, indent=2) + "\n").encode())
+                atomic.write_bytes(json_out, (json.dumps(record, indent=2) + "\n").encode(), "--json")
         except NbsimError as exc:
             _fail(exc)
 
@@ -234,7 +236,9 @@ def _progress_bar(argv):
     if "-progress" not in argv and "-printout" in argv:
         return None
 
-    def show(done: int, total: int) -> None:
+    def show(done: int, total: int, label: str = "") -> None:
+        if label:
+            sys.stderr.write(f"\r{label} ")
         width = 40
         filled = width * done // max(total, 1)
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%")

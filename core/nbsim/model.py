@@ -11,7 +11,7 @@ a differentiable function of them.  The names ``params`` accepts are listed in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 import numpy as np
@@ -106,8 +106,10 @@ class Model:
         return self.thicksteps * self.oversample * self.oversample * self.n_sources
 
 
-def reference_stream(config: RunConfig) -> tuple[rng.Ran1, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def reference_stream(config: RunConfig, progress=None) -> tuple[rng.Ran1, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The shared generator after the set-up draws, and the mosaic domains they gave.
+
+    ``progress(done, total)`` follows the mosaic draws where there are many.
 
     The reference draws the random misset first, then every mosaic domain; the noise image
     continues the same generator (its table matters when the noise seed is positive).
@@ -116,7 +118,7 @@ def reference_stream(config: RunConfig) -> tuple[rng.Ran1, tuple[np.ndarray, np.
     gen = rng.Ran1()
     if c.misset_random:
         rng.mosaic_rotation_umat(90.0, gen, [c.misset_seed])
-    return gen, rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed])
+    return gen, rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed], progress)
 
 
 def rendered_pixels(config: RunConfig, device=None) -> Tensor:
@@ -162,6 +164,7 @@ def build_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
     params: Mapping[str, Tensor] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Model:
     """Tensors for rendering ``config`` on ``device``, with sub-evaluations computed in ``dtype``.
 
@@ -173,6 +176,7 @@ def build_model(
     :param params: replacements for continuous parameters (see ``PARAMETERS``); each is
         moved to ``device`` and ``dtype`` and used wherever the configuration's value would be.
         A parameter the configuration does not use still gets a gradient: exactly zero.
+    :param progress: called as ``progress(done, total)`` while many mosaic domains are drawn.
     """
     device = torch.device(device)
     compute_dtype, dtype = dtype, torch.float64
@@ -248,7 +252,7 @@ def build_model(
 
     mosaic = None
     if c.mosaic_spread > 0.0:
-        umats, axes, angles = reference_stream(config)[1]
+        umats, axes, angles = reference_stream(config, progress)[1]
         if "mosaic_spread" in params:
             # the same random axes and angle fractions, scaled by the (differentiable) spread
             mosaic = axis_angle_matrices(t(axes), t(angles) * (p("mosaic_spread") / c.mosaic_spread))

@@ -21,8 +21,11 @@ from nbsim.outputs import roi_mask
 METHODS = ("c", "torch")
 
 
-def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c") -> np.ndarray:
-    """Poisson counts (float64, image shape) for the ROI pixels; 0 elsewhere."""
+def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c", progress=None) -> np.ndarray:
+    """Poisson counts (float64, image shape) for the ROI pixels; 0 elsewhere.
+
+    ``progress(done, total)`` follows the redrawing of many mosaic domains (method ``c``: the
+    noise continues the generator past them)."""
     inside = roi_mask(image32.shape, config.detector.roi)
     counts = np.zeros(image32.shape, dtype=np.float64)
     means = image32[inside]
@@ -33,7 +36,7 @@ def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c") -
         return counts
     if method != "c":
         raise ValueError(f"noise method must be one of {', '.join(METHODS)}, got {method!r}")
-    gen = reference_stream(config)[0]
+    gen = reference_stream(config, progress)[0]
     counts[inside] = c_poisson(np.ascontiguousarray(means, dtype=np.float32), gen, int(config.output.seed))
     return counts
 

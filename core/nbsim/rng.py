@@ -126,18 +126,29 @@ def _unit_row(r: list[float]) -> list[float]:
     return [x / m for x in r] if m > 0 else r
 
 
-def mosaic_domains(spread: float, domains: int, rng: Ran1, seed: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: domains drawn between two progress reports (about 0.3 s)
+PROGRESS_DOMAINS = 1 << 16
+
+
+def mosaic_domains(spread: float, domains: int, rng: Ran1, seed: list[int],
+                   progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Domain rotations drawn in order, domain 0 then set to the identity.
 
     Returns (umats (domains, 3, 3), axes (domains, 3), angles (domains,)); domain 0 has
     angle 0, so that rotations can be rebuilt for another spread from the same draws.
+    ``progress(done, total)`` is called every ``PROGRESS_DOMAINS`` domains when there are more.
     """
+    report = progress is not None and domains > PROGRESS_DOMAINS
     umats = np.empty((domains, 3, 3), dtype=np.float64)
     axes = np.empty((domains, 3), dtype=np.float64)
     angles = np.empty(domains, dtype=np.float64)
     for d in range(domains):
         axis, rot = mosaic_draw(spread, rng, seed)
         umats[d], axes[d], angles[d] = axis_angle_matrix(axis, rot), axis, rot
+        if report and (d + 1) % PROGRESS_DOMAINS == 0:
+            progress(d + 1, domains)
+    if report:
+        progress(domains, domains)
     umats[0] = np.eye(3)
     angles[0] = 0.0
     return umats, axes, angles

@@ -1,12 +1,14 @@
 """A whole nanoBragg-style run: resolve, report, render, write the files, print statistics.
 
-This is what ``nbsim run`` does.  Every output (images, the ``Fdump.bin`` cache, the
-provenance record) is prepared in memory and written at the end through a temporary file
-and a rename, so an error never leaves a partial file behind.
+This is what ``nbsim run`` does.  Output paths are checked, and the memory the run needs is
+estimated (``nbsim.budget``), before any work; every output (images, the ``Fdump.bin`` cache,
+the provenance record) is prepared in memory and all are written together at the end
+(``nbsim.io.atomic``), so a failure or a kill leaves no file behind and old outputs intact.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -20,13 +22,13 @@ import numpy as np
 import torch
 
 import nbsim
-from nbsim import outputs, report
+from nbsim import budget, outputs, report
 from nbsim.api import check_device, select_physics
 from nbsim.config import RunConfig
 from nbsim.io import atomic, fdump
 from nbsim.model import build_model
 from nbsim.noise import noise_counts
-from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
+from nbsim.pipeline import render
 from nbsim.plugins import hook_caller, load_plugins
 from nbsim.statistics import image_statistics
 
@@ -36,7 +38,7 @@ class RunOptions:
     phi_policy: str = "spec"
     device: str = "cpu"
     dtype: str = "float64"
-    max_memory: int = DEFAULT_MAX_MEMORY
+    max_memory: int | None = None  # bound on the whole run in bytes; None: what the machine has (nbsim.budget)
     lattice: str | None = None
     polarization: str | None = None
     provenance: str | None = None
@@ -62,13 +64,21 @@ def run(
     *,
     echo: Callable[[str], None] = print,
     warn: Callable[[str], None] = lambda text: print(f"nbsim: warning: {text}", file=sys.stderr),
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
 ) -> RunResult:
+    """Resolve, render and write one run; nothing is written unless everything is.
+
+    :param progress: called as ``progress(done, total)`` while rendering, and as
+        ``progress(done, total, label)`` during set-up work that takes long (mosaic domains).
+    """
     started = time.perf_counter()
     device = check_device(options.device)
     config = RunConfig.from_nanobragg_argv(argv)
     for text in config.warnings:
         warn(text)
+    for path, flag in output_targets(config, options):
+        atomic.check(path, flag)
+    working_memory = budget.check(config, options.max_memory)
     system = load_plugins()
     physics = select_physics(config, phi_policy=options.phi_policy, lattice=options.lattice,
                              polarization=options.polarization, options=options.plugin_options, system=system)
@@ -78,7 +88,8 @@ def run(
         lines.append(text)
         echo(text)
 
-    model = build_model(config, device=device, dtype=DTYPES[options.dtype])
+    setup_progress = None if progress is None else functools.partial(progress, label="mosaic domains")
+    model = build_model(config, device=device, dtype=DTYPES[options.dtype], progress=setup_progress)
     # the printout and statistics read the (double-precision) model on the CPU
     printout_model = model if model.device.type == "cpu" else build_model(config)
     for text in report.setup_lines(config, printout_model):
@@ -88,7 +99,7 @@ def run(
     traced = _traced_pixels(config)
     with torch.no_grad():
         result = render(
-            model, physics, max_memory=options.max_memory, progress=progress, engine=options.engine,
+            model, physics, max_memory=working_memory, progress=progress, engine=options.engine,
             trace=(lambda stage, chunk, tensors: trace(stage=stage, chunk=chunk, tensors=tensors)) if trace else None,
             traced=traced,
         )
@@ -100,12 +111,12 @@ def run(
     o, d = config.output, config.detector
     stats = image_statistics(image32, printout_model.rendered.numpy(), d.roi, float(printout_model.subpixel_size),
                              config.sampling.oversample)
-    files: list[outputs.ImageFile] = []
+    files: list[atomic.Output] = []
     sf = config.crystal.structure_factors
     if sf is not None and sf.origin == "hkl":
-        files.append(outputs.ImageFile(o.dumpfile, fdump.encode(sf), "structure-factor cache"))
+        files.append(atomic.Output(o.dumpfile, fdump.encode(sf), "-dump"))
     # native byte order, as the reference fwrite()s its floats
-    files.append(outputs.ImageFile(o.floatfile, image32.tobytes(), "float image"))
+    files.append(atomic.Output(o.floatfile, image32.tobytes(), "-floatfile"))
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = printout_model.geometry
     header = outputs.smv_header_items(
@@ -115,18 +126,24 @@ def run(
         ORGX=float(g.ORGX), ORGY=float(g.ORGY), close_distance=float(g.close_distance),
         phi0=config.sampling.phi0, osc=config.sampling.osc, twotheta=d.twotheta,
     )
-    files.append(outputs.ImageFile(o.intfile, outputs.smv_bytes(header, outputs.int_pixels(
-        image32, d.roi, scale, o.adc_offset)), "int image"))
+    files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, outputs.int_pixels(
+        image32, d.roi, scale, o.adc_offset)), "-intfile"))
     pgm_scale = None
     if o.pgmfile is not None:
         pgm_scale = outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
-        files.append(outputs.ImageFile(o.pgmfile, outputs.pgm_bytes(image32, d.roi, pgm_scale), "pgm image"))
+        files.append(atomic.Output(o.pgmfile, outputs.pgm_bytes(image32, d.roi, pgm_scale), "-pgmfile"))
     noise = None
     if o.noisefile is not None:
-        counts = noise_counts(image32, config, method=options.noise_rng)
+        counts = noise_counts(image32, config, method=options.noise_rng, progress=setup_progress)
         pixels, photons, overloads = outputs.noise_pixels(counts, d.roi, o.adc_offset)
+        del counts
         noise = (photons, overloads)
-        files.append(outputs.ImageFile(o.noisefile, outputs.smv_bytes(header, pixels), "noise image"))
+        files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, pixels), "-noisefile"))
+    if options.provenance:
+        record = provenance(config, options, physics, system, files, render_seconds)
+        files.append(atomic.Output(options.provenance, (json.dumps(record, indent=2) + "\n").encode(), "--provenance"))
+    atomic.write_all(files)
+    # the reference prints its "writing ..." lines as it writes; here they follow the files they name
     tail = report.result_lines(config, printout_model, stats, omega_sum, int_scale=scale,
                                pgm_scale=pgm_scale, noise=noise)
     if switch is not None:
@@ -134,12 +151,19 @@ def run(
         tail = report.interpolation_warning(switch) + tail[1:]
     for text in tail:
         say(text)
-    for f in files:
-        atomic.write_bytes(f.path, f.data)
-    if options.provenance:
-        record = provenance(config, options, physics, system, files, render_seconds)
-        atomic.write_bytes(options.provenance, (json.dumps(record, indent=2) + "\n").encode())
     return RunResult(config=config, image=image32, files=tuple(f.path for f in files), lines=tuple(lines))
+
+
+def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, str]]:
+    """(path, flag) of every file the run will write, in the order it writes them."""
+    o = config.output
+    sf = config.crystal.structure_factors
+    targets = [(o.dumpfile, "-dump")] if sf is not None and sf.origin == "hkl" else []
+    targets += [(o.floatfile, "-floatfile"), (o.intfile, "-intfile")]
+    targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
+    targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []
+    targets += [(options.provenance, "--provenance")] if options.provenance else []
+    return targets
 
 
 def _traced_pixels(config: RunConfig) -> list[tuple[int, int]] | None:
@@ -186,5 +210,5 @@ def provenance(config, options, physics, system, files, render_seconds) -> dict:
         "warnings": list(config.warnings),
         "render_seconds": render_seconds,
         "inputs": {p: _sha256(p) for p in inputs},
-        "outputs": {f.path: hashlib.sha256(f.data).hexdigest() for f in files},
+        "outputs": {f.path: hashlib.sha256(f.data).hexdigest() for f in files},  # the provenance file excepted
     }

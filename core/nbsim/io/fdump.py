@@ -15,7 +15,7 @@ import numpy as np
 
 from nbsim.config import StructureFactors
 from nbsim.errors import InputError
-from nbsim.io import atomic, read_bytes
+from nbsim.io import read_bytes
 
 _HEADER = re.compile(rb"^\s*(-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+)\n\f")
 
@@ -25,23 +25,27 @@ def encode(sf: StructureFactors) -> bytes:
     return head.encode("ascii") + np.ascontiguousarray(sf.grid, dtype=np.float64).tobytes()
 
 
-def write(path: str, sf: StructureFactors) -> None:
-    atomic.write_bytes(path, encode(sf))
+class CacheError(InputError):
+    """A cache file that is not one; ``reason`` says why, without the file's name."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"-dump: {path}: {reason}")
+        self.reason = reason
 
 
 def read(path: str) -> StructureFactors:
     data = read_bytes(path, "-dump")
     m = _HEADER.match(data)
     if not m:
-        raise InputError(f"-dump: {path} is not a structure-factor cache (bad header)")
+        raise CacheError(path, "not a structure-factor cache (bad header)")
     h_min, h_max, k_min, k_max, l_min, l_max = (int(x) for x in m.groups())
     shape = (h_max - h_min + 2, k_max - k_min + 2, l_max - l_min + 2)
     if min(shape) < 2:
-        raise InputError(f"-dump: {path}: empty index ranges in the header")
+        raise CacheError(path, "empty index ranges in the header")
     need = 8 * shape[0] * shape[1] * shape[2]
     body = data[m.end():]
     if len(body) != need:
-        raise InputError(f"-dump: {path}: expected {need} bytes of structure factors, found {len(body)}")
+        raise CacheError(path, f"expected {need} bytes of structure factors, found {len(body)}")
     grid = np.frombuffer(body, dtype=np.float64).reshape(shape).copy()
     count = (shape[0] - 1) * (shape[1] - 1) * (shape[2] - 1)
     return StructureFactors(grid=grid, h_min=h_min, k_min=k_min, l_min=l_min, h_max=h_max,

@@ -31,6 +31,8 @@ def read_records(path: str) -> np.ndarray:
             h, k, l, f = (float(x) for x in fields[:4])
         except ValueError:
             raise InputError(f"-hkl: {path}:{number}: expected numbers 'h k l F', got {line.strip()!r}") from None
+        if not np.isfinite((h, k, l, f)).all():
+            raise InputError(f"-hkl: {path}:{number}: h k l F must be finite numbers, got {line.strip()!r}")
         for name, value in (("h", h), ("k", k), ("l", l)):
             if value != int(value):
                 raise InputError(f"-hkl: {path}:{number}: index {name} must be an integer, got {value:g}")

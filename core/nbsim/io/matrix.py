@@ -6,19 +6,26 @@ ninth number (missetting angles, U matrix, cell) is ignored, as in the reference
 
 from __future__ import annotations
 
+import math
+
 from nbsim.errors import InputError
 from nbsim.io import read_text
 
 
 def read(path: str) -> tuple[tuple[float, float, float], ...]:
     """Return (a*, b*, c*) as read (still scaled by the wavelength)."""
-    tokens = read_text(path, "-mat").split()
     numbers = []
-    for tok in tokens[:9]:
-        try:
-            numbers.append(float(tok))
-        except ValueError:
-            raise InputError(f"-mat: {path}: expected nine numbers, found {tok!r}") from None
+    for number, line in enumerate(read_text(path, "-mat").splitlines(), start=1):
+        for tok in line.split():
+            if len(numbers) == 9:
+                break
+            try:
+                value = float(tok)
+            except ValueError:
+                raise InputError(f"-mat: {path}:{number}: expected nine numbers, found {tok!r}") from None
+            if not math.isfinite(value):
+                raise InputError(f"-mat: {path}:{number}: matrix elements must be finite, got {tok!r}")
+            numbers.append(value)
     if len(numbers) < 9:
         raise InputError(f"-mat: {path}: expected nine numbers, found {len(numbers)}")
     n = numbers

@@ -60,14 +60,15 @@ def read(path: str, *, flag: str, with_pixels: bool) -> SMVFrame:
         width = height = int(numbers.get("DETECTOR_DIMENSIONS", 0))
     if width <= 0 or height <= 0:
         raise InputError(f"{flag}: {path}: SMV header gives no image size (SIZE1/SIZE2)")
+    # a truncated frame is refused even where only its header is used: it is not the file meant
+    need = header_bytes + 2 * width * height
+    if len(data) < need:
+        raise InputError(
+            f"{flag}: {path} is too short: {len(data)} bytes for a {width}x{height} image "
+            f"after a {header_bytes}-byte header"
+        )
     pixels = None
     if with_pixels:
-        need = header_bytes + 2 * width * height
-        if len(data) < need:
-            raise InputError(
-                f"{flag}: {path} is too short: {len(data)} bytes for a {width}x{height} image "
-                f"after a {header_bytes}-byte header"
-            )
         order = texts.get("BYTE_ORDER", "little_endian")
         dtype = ">u2" if order.startswith("big") else "<u2"
         pixels = np.frombuffer(data, dtype=dtype, count=width * height, offset=header_bytes)
@@ -76,17 +77,27 @@ def read(path: str, *, flag: str, with_pixels: bool) -> SMVFrame:
 
 
 def header_text(items: Sequence[tuple[str, str]]) -> bytes:
-    """Header bytes for ``items`` (already formatted values), padded as an SMV header."""
-    header_bytes = 512
-    while True:
-        lines = ["{", f"HEADER_BYTES={header_bytes};", "DIM=2;",
-                 f"BYTE_ORDER={'little_endian' if sys.byteorder == 'little' else 'big_endian'};",
-                 "TYPE=unsigned_short;"]
-        lines += [f"{key}={value};" for key, value in items]
-        text = ("\n".join(lines) + "\n}\f").encode("ascii")
-        if len(text) <= header_bytes:
-            return text + b" " * (header_bytes - len(text))
+    """Header bytes for ``items`` (already formatted values), padded as an SMV header.
+
+    Every line ends in ``;``, except that the reference's unterminated ``DIALS_ORIGIN`` line is
+    kept as it wrote it where the ``;`` alone would push a 512-byte header past 512.
+    """
+    for terminated in (True, False):
+        text = _header(items, 512, terminated)
+        if len(text) <= 512:
+            return text + b" " * (512 - len(text))
+    header_bytes = 1024
+    while len(text := _header(items, header_bytes, True)) > header_bytes:
         header_bytes += 512
+    return text + b" " * (header_bytes - len(text))
+
+
+def _header(items: Sequence[tuple[str, str]], header_bytes: int, terminated: bool) -> bytes:
+    lines = ["{", f"HEADER_BYTES={header_bytes};", "DIM=2;",
+             f"BYTE_ORDER={'little_endian' if sys.byteorder == 'little' else 'big_endian'};",
+             "TYPE=unsigned_short;"]
+    lines += [f"{key}={value}{';' if terminated or key != 'DIALS_ORIGIN' else ''}" for key, value in items]
+    return ("\n".join(lines) + "\n}\f").encode("ascii")
 
 
 def encode(items: Sequence[tuple[str, str]], pixels: np.ndarray) -> bytes:

@@ -33,6 +33,8 @@ def read(path: str, *, flag: str = "-sourcefile", columns: int = 5) -> np.ndarra
                 row[i] = float(tok)
             except ValueError:
                 raise InputError(f"{flag}: {path}:{number}: expected numbers, got {tok!r}") from None
+            if not np.isfinite(row[i]):
+                raise InputError(f"{flag}: {path}:{number}: values must be finite, got {tok!r}")
         rows.append(row)
     if not rows:
         raise InputError(f"{flag}: {path}: no data lines")

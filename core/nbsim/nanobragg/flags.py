@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from nbsim.errors import UsageError
 from nbsim.nanobragg.state import RTD, ScanState
 
 # value shapes a flag can take
@@ -129,6 +130,8 @@ def _trace_pixel(state: ScanState, value: tuple[int, int]) -> None:
 
 
 def _energy(v: float) -> float:
+    if v == 0.0:  # nanoBragg divides by it: an infinite wavelength
+        raise UsageError("-energy must not be 0")
     return (12398.42 / v) / 1.0e10
 
 

@@ -155,6 +155,8 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None) 
     if exposure > 0.0:
         flux = fluence / exposure * beamsize * beamsize
     if not st.lambda0 > 0:
+        if max(typed.get("-energy", [-1])) > max(typed.get("-lambda", [-1])):  # the last of the two set it
+            raise UsageError(f"-energy must be positive, got {12398.42 / (st.lambda0 * 1e10):g}")
         raise UsageError(f"-lambda must be positive, got {st.lambda0 * 1e10:g}")
 
     # beam-centre defaults
@@ -329,6 +331,13 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None) 
     if close_distance is not None and typed_flag("-distance"):
         source = "-close_distance" if typed_flag("-close_distance") else "the -img/-mask header's CLOSE_DISTANCE"
         notes.warn("-distance", f"ignored because {source} is given")
+    # a detector plane through the sample divides every pixel's distance by zero (nanoBragg: NaN images)
+    if close_distance == 0.0:
+        source = "-close_distance" if typed_flag("-close_distance") else "the -img/-mask header's CLOSE_DISTANCE"
+        raise UsageError(f"{source} must not be 0: the detector plane would pass through the sample")
+    if close_distance is None and st.distance == 0.0:
+        source = "-distance" if typed_flag("-distance") else "the -img/-mask header's DISTANCE"
+        raise UsageError(f"{source} must not be 0: the detector would pass through the sample")
     if st.header_twotheta not in (None, 0.0):
         notes.warn("-img" if st.imgfile else "-mask",
                    f"the header's TWOTHETA={st.header_twotheta:g} is ignored, as nanoBragg ignores it")
@@ -411,7 +420,14 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None) 
     if st.hklfile is not None:
         sf = hkl.read(st.hklfile, st.default_F)
     elif use_dump:
-        sf = fdump.read(dump_path)
+        try:
+            sf = fdump.read(dump_path)
+        except fdump.CacheError as exc:
+            if typed_flag("-dump"):
+                raise
+            # the user never named the file: nanoBragg reads the cache a previous -hkl run left
+            raise InputError(f"{dump_path}, the structure-factor cache nanoBragg reads when no -hkl is given, "
+                             f"is unusable ({exc.reason}): remove it or give -hkl FILE") from None
         notes.warn("-hkl", f"not given: reading structure factors from the cache {dump_path}")
     hkls = 0 if sf is None else sf.count
     if hkls == 0:

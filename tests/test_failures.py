@@ -1,0 +1,64 @@
+"""Failures through the installed ``nbsim`` command: one line on stderr, no traceback, no file left.
+
+Each case runs in an empty directory holding one earlier output, which must stay as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NBSIM = shutil.which("nbsim", path=os.path.dirname(sys.executable)) or "nbsim"
+BASE = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 64 -lambda 1 -distance 100 -noprogress".split()
+
+CASES = {
+    "distance zero": ["-distance", "0"],
+    "close distance zero": ["-close_distance", "0"],
+    "energy zero": ["-energy", "0"],
+    "missing output directory": ["-floatfile", "/nonexistent/dir/x.bin"],
+    "output is a directory": ["-intfile", "a_directory"],
+    "detector too large": ["-detpixels", "1000000"],
+    "budget too small": ["-detpixels", "20000", "--max-memory", "1G"],
+    "nan in hkl": ["-hkl", "nan.hkl"],
+    "inf in matrix": ["-mat", "inf.mat"],
+    "corrupt Fdump": ["-default_F", "0"],
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_failure_is_one_line_and_leaves_nothing(tmp_path: Path, name: str) -> None:
+    (tmp_path / "a_directory").mkdir()
+    (tmp_path / "nan.hkl").write_text("0 0 1 100\n1 0 0 nan\n")
+    (tmp_path / "inf.mat").write_text("0.01 0 0\n0 inf 0\n0 0 0.01\n")
+    if name == "corrupt Fdump":
+        (tmp_path / "Fdump.bin").write_bytes(b"garbage")
+    (tmp_path / "floatimage.bin").write_bytes(b"earlier output")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    proc = subprocess.run([NBSIM, "run", *BASE, *CASES[name]], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nbsim: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before  # nothing new, hidden files included, and the earlier output intact
+
+
+def test_outputs_take_the_umask_and_write_through_links(tmp_path: Path) -> None:
+    (tmp_path / "real.bin").write_bytes(b"")
+    (tmp_path / "float.bin").symlink_to("real.bin")
+    old = os.umask(0o022)
+    try:
+        subprocess.run([NBSIM, "run", *BASE, "-floatfile", "float.bin"], cwd=tmp_path, check=True,
+                       capture_output=True)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "float.bin").is_symlink()
+    assert (tmp_path / "real.bin").stat().st_size == 64 * 64 * 4
+    for name in ("real.bin", "intimage.img", "image.pgm", "noiseimage.img"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
