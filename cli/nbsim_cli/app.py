@@ -255,14 +255,32 @@ class NbsimGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        import signal
+
+        received = [signal.SIGINT]
+
+        def interrupted(signum, frame):
+            received[0] = signum
+            raise KeyboardInterrupt(signum)
+
+        signal.signal(signal.SIGINT, interrupted)
+        signal.signal(signal.SIGTERM, interrupted)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (KeyboardInterrupt, click.exceptions.Abort):  # click turns the first into the second
+            click.echo("nbsim: interrupted", err=True)  # the staged outputs vanish with the process
+            sys.exit(128 + received[0])
+        except MemoryError as exc:
+            click.echo(f"nbsim: error: out of memory{': ' + str(exc) if str(exc) else ''}; "
+                       "lower --max-memory or make the run smaller (-detpixels, -mosaic_dom)", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"nbsim: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
         except click.ClickException as exc:
             click.echo(f"nbsim: error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            click.echo("nbsim: aborted", err=True)
-            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
