@@ -1,6 +1,6 @@
 """Write the example input files `P1.hkl` and `A.mat` next to this script.
 
-    .venv/bin/python examples/make_inputs.py
+    .venv/bin/python examples/make_inputs.py [DIRECTORY]    (default: examples/)
 
 Both describe one triclinic (P1) crystal, a = 70, b = 80, c = 90 Å, alpha = 75°, beta = 85°,
 gamma = 95°, the cell of the README's example:
@@ -29,6 +29,7 @@ Run again, the script rewrites both files byte for byte (tests/test_docs.py chec
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,10 @@ def reciprocal_standard_setting(cell):
 def rotation_xyz(degrees):
     """Rz·Ry·Rx: rotate about lab x, then y, then z (the order of nanoBragg's -misset)."""
     rx, ry, rz = (math.radians(angle) for angle in degrees)
-    about_x = np.array([[1, 0, 0], [0, math.cos(rx), -math.sin(rx)], [0, math.sin(rx), math.cos(rx)]])
-    about_y = np.array([[math.cos(ry), 0, math.sin(ry)], [0, 1, 0], [-math.sin(ry), 0, math.cos(ry)]])
-    about_z = np.array([[math.cos(rz), -math.sin(rz), 0], [math.sin(rz), math.cos(rz), 0], [0, 0, 1]])
+    cx, sx, cy, sy, cz, sz = (f(angle) for angle in (rx, ry, rz) for f in (math.cos, math.sin))
+    about_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    about_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    about_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     return about_z @ about_y @ about_x
 
 
@@ -101,7 +103,8 @@ def structure_factors(reciprocal, resolution):
 
 
 def write_hkl(path, hkl, amplitudes):
-    lines = [f"{h:4d} {k:4d} {l:4d} {f:9.2f}\n" for (h, k, l), f in zip(hkl.tolist(), amplitudes.tolist())]
+    records = zip(hkl.tolist(), amplitudes.tolist())
+    lines = [f"{h:4d} {k:4d} {l:4d} {f:9.2f}\n" for (h, k, l), f in records]
     path.write_text("".join(lines))
 
 
@@ -117,14 +120,15 @@ def write_mat(path, reciprocal, rotation):
     path.write_text("".join(lines))
 
 
-def main():
+def main(directory=HERE):
+    directory = Path(directory)
     reciprocal = reciprocal_standard_setting(CELL)
     rotation = rotation_xyz(MISSET_DEGREES)
     hkl, amplitudes = structure_factors(reciprocal, RESOLUTION)
-    write_hkl(HERE / "P1.hkl", hkl, amplitudes)
-    write_mat(HERE / "A.mat", reciprocal, rotation)
-    print(f"wrote {HERE / 'P1.hkl'} ({len(hkl)} reflections) and {HERE / 'A.mat'}")
+    write_hkl(directory / "P1.hkl", hkl, amplitudes)
+    write_mat(directory / "A.mat", reciprocal, rotation)
+    print(f"wrote {directory / 'P1.hkl'} ({len(hkl)} reflections) and {directory / 'A.mat'}")
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])
