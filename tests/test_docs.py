@@ -42,7 +42,7 @@ AMBIGUOUS_LANGUAGES = {"console", "shell-session", "pycon", "python3", "zsh"}
 
 FENCE = re.compile(r"^```\s*([\w+-]*)\s*$")
 MARKER = re.compile(r"^<!--\s*doctest:(.*?)-->\s*$")
-LOOKS_LIKE_A_MARKER = re.compile(r"<!--.*doctest", re.IGNORECASE)
+LOOKS_LIKE_A_MARKER = re.compile(r"^\s*<!--.*doctest", re.IGNORECASE)  # prose may quote one
 SKIP_OR_SLOW = re.compile(r"^(skip|slow)\s*\((.+)\)$")
 CWD = re.compile(r"^cwd\s+([\w./-]+)$")
 
