@@ -237,11 +237,10 @@ def _progress_bar(argv):
         return None
 
     def show(done: int, total: int, label: str = "") -> None:
-        if label:
-            sys.stderr.write(f"\r{label} ")
         width = 40
         filled = width * done // max(total, 1)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%")
+        prefix = f"{label} " if label else ""
+        sys.stderr.write(f"\r{prefix}[{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -257,14 +256,13 @@ class NbsimGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         import signal
 
-        received = [signal.SIGINT]
+        received = [signal.SIGINT]  # Python turns SIGINT into KeyboardInterrupt itself
 
-        def interrupted(signum, frame):
+        def terminated(signum, frame):
             received[0] = signum
             raise KeyboardInterrupt(signum)
 
-        signal.signal(signal.SIGINT, interrupted)
-        signal.signal(signal.SIGTERM, interrupted)
+        signal.signal(signal.SIGTERM, terminated)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except (KeyboardInterrupt, click.exceptions.Abort):  # click turns the first into the second

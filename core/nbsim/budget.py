@@ -54,13 +54,13 @@ def size_text(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def fixed_bytes(config: RunConfig, *, outputs: bool = True) -> tuple[int, str]:
+def fixed_bytes(config: RunConfig) -> tuple[int, str]:
     """Memory that does not shrink with chunks, and its largest part in words for an error."""
     d, c, s = config.detector, config.crystal, config.sampling
     o = config.output
     pixels = d.fpixels * d.spixels
     per_pixel = BYTES_PER_PIXEL
-    if outputs and (o.noisefile is not None or o.pgmfile is not None):
+    if o.noisefile is not None or o.pgmfile is not None:
         per_pixel += BYTES_PER_PIXEL_NOISE_PGM
     image = pixels * per_pixel
     domains = c.mosaic_domains if c.mosaic_spread > 0 else 1
@@ -72,7 +72,7 @@ def fixed_bytes(config: RunConfig, *, outputs: bool = True) -> tuple[int, str]:
     return image + setup, why
 
 
-def check(config: RunConfig, max_memory: int | None, *, outputs: bool = True) -> int:
+def check(config: RunConfig, max_memory: int | None) -> int:
     """Stop now if the run cannot fit; else the working memory left for its chunks (bytes).
 
     :param max_memory: the user's bound on the whole run (``--max-memory``), or None: then
@@ -81,7 +81,7 @@ def check(config: RunConfig, max_memory: int | None, *, outputs: bool = True) ->
     """
     from nbsim.pipeline import DEFAULT_MAX_MEMORY
 
-    fixed, why = fixed_bytes(config, outputs=outputs)
+    fixed, why = fixed_bytes(config)
     if max_memory is not None:
         if fixed + MIN_WORKING_MEMORY > max_memory:
             raise ResourceError(

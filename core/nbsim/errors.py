@@ -42,11 +42,3 @@ class ResourceError(NbsimError):
     """The run would need more memory than the budget or the machine has."""
 
     exit_code = 1
-
-
-class Interrupted(NbsimError):
-    """SIGINT or SIGTERM arrived; the exit status is 128 + the signal number, as shells report it."""
-
-    def __init__(self, signum: int):
-        super().__init__("interrupted")
-        self.exit_code = 128 + signum

@@ -14,7 +14,9 @@ Every file-system failure is an :class:`~nbsim.errors.OutputError` naming the fl
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import tempfile
 from collections.abc import Sequence
@@ -23,8 +25,8 @@ import attrs
 
 from nbsim.errors import OutputError
 
-#: unnamed files need O_TMPFILE and /proc (through which they get their name at the end)
-_O_TMPFILE = getattr(os, "O_TMPFILE", 0) if os.path.isdir("/proc/self/fd") else 0
+#: unnamed files need O_TMPFILE (Linux); how they get a name at the end: _name_unnamed
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 #: errors by which a file system says it has no unnamed files (old kernels ignore the flag: EISDIR)
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
 
@@ -85,6 +87,11 @@ def _hidden_file(target: str) -> tuple[int, str]:
 _AT_FDCWD, _AT_EMPTY_PATH = -100, 0x1000
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _name_unnamed(fd: int, name: str) -> bool:
     """Link the unnamed file ``fd`` as ``name``: True, or False where this system allows no way.
 
@@ -96,9 +103,7 @@ def _name_unnamed(fd: int, name: str) -> bool:
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EACCES):
             raise
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     if libc.linkat(fd, b"", _AT_FDCWD, os.fsencode(name), _AT_EMPTY_PATH) == 0:
         return True
     code = ctypes.get_errno()
