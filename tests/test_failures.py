@@ -6,9 +6,11 @@ Each case runs in an empty directory holding one earlier output, which must stay
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,16 @@ def test_outputs_take_the_umask_and_write_through_links(tmp_path: Path) -> None:
     for name in ("real.bin", "intimage.img", "image.pgm", "noiseimage.img"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_is_one_line_and_leaves_nothing(tmp_path: Path, signum: int, code: int) -> None:
+    # two million mosaic domains keep the set-up busy for several seconds: the signal lands mid-run
+    proc = subprocess.Popen([NBSIM, "run", *BASE, "-mosaic", "1", "-mosaic_dom", "2000000"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert stderr == "nbsim: interrupted\n"
+    assert list(tmp_path.iterdir()) == []

@@ -248,6 +248,14 @@ def _progress_bar(argv):
     return show
 
 
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM; not a KeyboardInterrupt, which click answers with a blank line of its own."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class NbsimGroup(click.Group):
     """A click group whose usage errors are one line on stderr, like nbsim's own errors."""
 
@@ -256,18 +264,19 @@ class NbsimGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         import signal
 
-        received = [signal.SIGINT]  # Python turns SIGINT into KeyboardInterrupt itself
+        def interrupted(signum, frame):
+            raise _Interrupted(signum)
 
-        def terminated(signum, frame):
-            received[0] = signum
-            raise KeyboardInterrupt(signum)
-
-        signal.signal(signal.SIGTERM, terminated)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, interrupted)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except (KeyboardInterrupt, click.exceptions.Abort):  # click turns the first into the second
+        except _Interrupted as exc:
             click.echo("nbsim: interrupted", err=True)  # the staged outputs vanish with the process
-            sys.exit(128 + received[0])
+            sys.exit(128 + exc.signum)
+        except click.exceptions.Abort:  # end of input at a prompt
+            click.echo("nbsim: aborted", err=True)
+            sys.exit(1)
         except MemoryError as exc:
             click.echo(f"nbsim: error: out of memory{': ' + str(exc) if str(exc) else ''}; "
                        "lower --max-memory or make the run smaller (-detpixels, -mosaic_dom)", err=True)
