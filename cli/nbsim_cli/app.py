@@ -94,7 +94,9 @@ def _common_options(plugin_opts) -> list:
         click.Option(["--dtype"], type=click.Choice(["float64", "float32"]), default="float64",
                      show_default=True, help="floating-point precision of the render"),
         click.Option(["--max-memory"], default=None, metavar="SIZE",
-                     help=f"working-memory budget of a chunk, e.g. 4G (default {DEFAULT_MAX_MEMORY >> 30}G)"),
+                     help="memory bound, e.g. 4G: run checks its images and set-up against it before "
+                          "rendering and chunks work in the rest (default: the memory available, chunks "
+                          f"at most {DEFAULT_MAX_MEMORY >> 30}G); refine: per chunk (default {DEFAULT_MAX_MEMORY >> 30}G)"),
         click.Option(["--lattice"], default=None, metavar="NAME",
                      help="lattice factor plugin (default: from -square_xtal/-round_xtal/...)"),
         click.Option(["--polarization"], default=None, metavar="NAME",
