@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from golden import GOLDEN, NBSIM
-from nbsim_cli.app import EXAMPLE_ARGV, cli, parse_memory
+from nbsim.budget import parse_size
+from nbsim_cli.app import EXAMPLE_ARGV, cli
 
 SMALL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",
          "-distance", "100", "-detpixels", "32", "-noprogress"]
@@ -113,6 +115,18 @@ def test_version():
     assert result.exit_code == 0 and result.output.startswith("nbsim, version")
 
 
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]])
+def test_version_and_help_import_neither_torch_nor_plugins(argv):
+    """What makes them answer at once: the subcommands (torch, numba, plugins) are built on first use."""
+    code = ("import sys\nfrom nbsim_cli.app import main\nsys.argv = ['nbsim', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'numba', 'numpy', 'pluggy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert ("nbsim, version" if argv == ["--version"] else "render an image from nanoBragg flags") in proc.stdout
+
+
 def test_example_writes_the_images(in_tmp):
     result = invoke("run", "--example", "-noprogress")
     assert result.exit_code == 0, result.stderr
@@ -186,7 +200,7 @@ def test_installed_console_script(in_tmp):
 
 @pytest.mark.parametrize("text, value", [("4G", 4 << 30), ("512M", 512 << 20), ("1000", 1000), ("2gib", 2 << 30)])
 def test_memory_sizes(text, value):
-    assert parse_memory(text) == value
+    assert parse_size(text) == value
 
 
 def test_plugins_listing():

@@ -4,22 +4,21 @@ nanoBragg flags keep their single-dash spelling and may appear in any order; nbs
 options are double-dash only, accepted anywhere on the line (``--opt value`` or
 ``--opt=value``).  User mistakes become one line on stderr and exit status 2 (usage) or 1
 (input); no traceback.
+
+The subcommands are built on first use: ``nbsim --version`` and ``nbsim --help`` answer
+without importing torch, the plugins or the flag table.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 import sys
 
 import click
 
 import nbsim
 from nbsim.errors import NbsimError, UsageError
-from nbsim.nanobragg.flags import FLAGS, TOPICS
-from nbsim.noise import METHODS as NOISE_METHODS
-from nbsim.pipeline import DEFAULT_MAX_MEMORY, ENGINES
-from nbsim.plugins import load_plugins
 
 #: the embedded example of ``nbsim run --example``: a 100 Å cubic crystal, 256x256 detector
 EXAMPLE_ARGV = (
@@ -27,22 +26,9 @@ EXAMPLE_ARGV = (
     "-distance", "100", "-pixel", "0.1", "-detpixels", "256", "-seed", "1",
 )
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
-
-
-def parse_memory(text: str) -> int:
-    """Bytes from '4G', '512M', '1000000' (K/M/G/T are powers of 1024)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise click.BadParameter(f"expected a size such as 4G, 512M or 1000000, got {text!r}")
-    factor = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
-    value = int(float(m.group(1)) * factor)
-    if value <= 0:
-        raise click.BadParameter("must be positive")
-    return value
-
-
 def _flags_help() -> str:
+    from nbsim.nanobragg.flags import FLAGS, TOPICS
+
     lines = []
     for topic in TOPICS:
         lines.append(f"\b\n{topic}:")
@@ -72,7 +58,11 @@ class RunCommand(click.Command):
             formatter.write(line + "\n")
 
 
+@functools.cache
 def _plugin_options():
+    """Options the installed plugins add to run and refine, and the loaded plugin system."""
+    from nbsim.plugins import load_plugins
+
     try:
         system = load_plugins()
     except NbsimError:
@@ -86,6 +76,8 @@ def _plugin_options():
 
 
 def _common_options(plugin_opts) -> list:
+    from nbsim.pipeline import DEFAULT_MAX_MEMORY
+
     return [
         click.Option(["--phi-policy"], default="spec", show_default=True, metavar="NAME",
                      help="phi rotation policy: spec (every step rotates the reference lattice) or an "
@@ -120,13 +112,16 @@ def _plugin_choices(system, phi_policy: str, plugin_values: dict) -> dict:
 
 def _memory(max_memory: str | None) -> int | None:
     """The --max-memory value in bytes, or None when not given (the machine's memory bounds the run)."""
-    try:
-        return parse_memory(max_memory) if max_memory else None
-    except click.BadParameter as exc:
-        raise UsageError(f"--max-memory: {exc.message}") from None
+    from nbsim.budget import parse_size
+
+    return parse_size(max_memory) if max_memory else None
 
 
-def _make_run_command(plugin_opts, system) -> click.Command:
+def _make_run_command() -> click.Command:
+    from nbsim.noise import METHODS as NOISE_METHODS
+    from nbsim.pipeline import ENGINES
+
+    plugin_opts, system = _plugin_options()
     params = [
         click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
         click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
@@ -161,14 +156,16 @@ def _make_run_command(plugin_opts, system) -> click.Command:
         "run", params=params, callback=callback,
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
         help="Render a detector image from nanoBragg flags, exactly as nanoBragg does.",
-        short_help="render an image from nanoBragg flags",
+        short_help=_SHORT_HELP["run"],
         epilog=" ",
     )
 
 
-def _make_refine_command(plugin_opts, system) -> click.Command:
+def _make_refine_command() -> click.Command:
+    from nbsim.pipeline import DEFAULT_MAX_MEMORY
     from nbsim.refine import UNITS
 
+    plugin_opts, system = _plugin_options()
     params = [
         click.Option(["--observed"], required=True, metavar="IMAGE",
                      help="observed image: SMV (its -adc offset removed) or raw float32"),
@@ -187,7 +184,6 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
     def callback(observed, refine_names, json_out, optimizer, iterations, stages, phi_policy, device, dtype,
                  max_memory, lattice, polarization, flags, **plugin_values):
         from nbsim.refine import Refinement, read_observed
-        from nbsim.runner import DTYPES
         from nbsim.simulation import Simulation
 
         try:
@@ -197,10 +193,10 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
                 raise UsageError(f"--stages: expected block sizes such as 4,1, got {stages!r}") from None
             if not blocks or min(blocks) < 1:
                 raise UsageError(f"--stages: expected positive block sizes, got {stages!r}")
-            from nbsim.api import check_device
+            from nbsim.api import check_device, check_dtype
 
             sim = Simulation.from_argv(
-                list(flags), device=check_device(device), dtype=DTYPES[dtype],
+                list(flags), device=check_device(device), dtype=check_dtype(dtype),
                 phi_policy=phi_policy, lattice=lattice, polarization=polarization,
                 policy_options=_plugin_choices(system, phi_policy, plugin_values),
                 max_memory=_memory(max_memory) or DEFAULT_MAX_MEMORY,
@@ -228,7 +224,7 @@ def _make_refine_command(plugin_opts, system) -> click.Command:
         "refine", params=params, callback=callback,
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
         help="Fit parameters of a nanoBragg model (its flags) to an observed image.",
-        short_help="refine model parameters against an image",
+        short_help=_SHORT_HELP["refine"],
     )
 
 
@@ -259,7 +255,18 @@ class _Interrupted(BaseException):
 
 
 class NbsimGroup(click.Group):
-    """A click group whose usage errors are one line on stderr, like nbsim's own errors."""
+    """A click group whose usage errors are one line on stderr, like nbsim's own errors, and whose
+    subcommands are built when they are first looked up."""
+
+    def list_commands(self, ctx):
+        return sorted(_FACTORIES)
+
+    def get_command(self, ctx, name):
+        return _command(name) if name in _FACTORIES else None
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(_SHORT_HELP.items()))
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -293,41 +300,55 @@ class NbsimGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _make_plugins_command() -> click.Command:
+    @click.command("plugins", short_help=_SHORT_HELP["plugins"])
+    @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+    def plugins_command(as_json):
+        """List installed plugins: name, version, distribution, hooks, origin."""
+        from nbsim.plugins import load_plugins
+
+        system = load_plugins()
+        if as_json:
+            record = {
+                "plugins": [
+                    {"name": p.name, "version": p.version, "distribution": p.distribution, "origin": p.origin,
+                     "hooks": list(p.hooks), "provides": list(p.provides)}
+                    for p in system.info
+                ],
+                "failed": [{"name": n, "error": e} for n, e in system.failures],
+            }
+            click.echo(json.dumps(record, indent=2))
+            return
+        for p in system.info:
+            dist = f"{p.distribution} {p.version}".strip()
+            click.echo(f"{p.name}  ({p.origin}{', ' + dist if dist else ''})")
+            click.echo(f"    hooks: {', '.join(p.hooks) or '-'}")
+            if p.provides:
+                click.echo(f"    provides: {', '.join(p.provides)}")
+        for name, error in system.failures:
+            click.echo(f"{name}  (failed to load: {error})")
+
+    return plugins_command
+
+
+#: the one-line help of each subcommand, listed by ``nbsim --help`` without building the commands
+_SHORT_HELP = {
+    "plugins": "list installed plugins",
+    "refine": "refine model parameters against an image",
+    "run": "render an image from nanoBragg flags",
+}
+_FACTORIES = {"plugins": _make_plugins_command, "refine": _make_refine_command, "run": _make_run_command}
+
+
+@functools.cache
+def _command(name: str) -> click.Command:
+    return _FACTORIES[name]()
+
+
 @click.group(cls=NbsimGroup, context_settings={"help_option_names": ["--help"]})
 @click.version_option(nbsim.__version__, "--version", prog_name="nbsim")
 def cli():
     """nbsim: the nanoBragg diffraction simulator in PyTorch."""
-
-
-_PLUGIN_OPTIONS, _SYSTEM = _plugin_options()
-cli.add_command(_make_run_command(_PLUGIN_OPTIONS, _SYSTEM))
-cli.add_command(_make_refine_command(_PLUGIN_OPTIONS, _SYSTEM))
-
-
-@cli.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def plugins_command(as_json):
-    """List installed plugins: name, version, distribution, hooks, origin."""
-    system = load_plugins()
-    if as_json:
-        record = {
-            "plugins": [
-                {"name": p.name, "version": p.version, "distribution": p.distribution, "origin": p.origin,
-                 "hooks": list(p.hooks), "provides": list(p.provides)}
-                for p in system.info
-            ],
-            "failed": [{"name": n, "error": e} for n, e in system.failures],
-        }
-        click.echo(json.dumps(record, indent=2))
-        return
-    for p in system.info:
-        dist = f"{p.distribution} {p.version}".strip()
-        click.echo(f"{p.name}  ({p.origin}{', ' + dist if dist else ''})")
-        click.echo(f"    hooks: {', '.join(p.hooks) or '-'}")
-        if p.provides:
-            click.echo(f"    provides: {', '.join(p.provides)}")
-    for name, error in system.failures:
-        click.echo(f"{name}  (failed to load: {error})")
 
 
 def main() -> None:

@@ -3,26 +3,40 @@
 The package renders detector images of nanocrystals exactly as the reference C program does
 (``specs/``), differentiably, on CPU or GPU, with plugins for the phi policy, the lattice
 factor, polarization and tracing.
+
+The public names below are imported on first use, so that ``import nbsim`` (and with it
+``nbsim --version``) does not pay for importing torch.
 """
 
-from nbsim.api import select_physics
-from nbsim.config import (
-    BeamConfig,
-    CrystalConfig,
-    DetectorConfig,
-    OutputConfig,
-    RunConfig,
-    SamplingConfig,
-)
-from nbsim.errors import InputError, NbsimError, PluginError, UsageError
-from nbsim.hookspecs import hookimpl
-from nbsim.model import build_model
-from nbsim.simulation import Simulation, simulate
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BeamConfig", "CrystalConfig", "DetectorConfig", "OutputConfig", "RunConfig", "SamplingConfig",
-    "InputError", "NbsimError", "PluginError", "UsageError", "Simulation", "build_model", "hookimpl",
-    "select_physics", "simulate", "__version__",
-]
+#: public name -> the module that defines it
+_EXPORTS = {
+    "BeamConfig": "nbsim.config", "CrystalConfig": "nbsim.config", "DetectorConfig": "nbsim.config",
+    "OutputConfig": "nbsim.config", "RunConfig": "nbsim.config", "SamplingConfig": "nbsim.config",
+    "InputError": "nbsim.errors", "NbsimError": "nbsim.errors", "PluginError": "nbsim.errors",
+    "UsageError": "nbsim.errors",
+    "hookimpl": "nbsim.hookspecs",
+    "build_model": "nbsim.model",
+    "select_physics": "nbsim.api",
+    "Simulation": "nbsim.simulation", "simulate": "nbsim.simulation",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbsim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

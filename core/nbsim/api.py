@@ -64,14 +64,27 @@ def select_physics(
     )
 
 
-def check_device(name: str) -> torch.device:
-    """The torch device ``name``, or a usage error saying why it cannot be used here."""
+def check_device(name: str | torch.device, option: str = "--device") -> torch.device:
+    """The torch device ``name``, or a usage error naming ``option`` and saying why it cannot be used here."""
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device: unknown device {name!r} (examples: cpu, cuda, cuda:1)") from None
+    except (RuntimeError, TypeError):
+        raise UsageError(f"{option}: unknown device {name!r} (examples: cpu, cuda, cuda:1)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available (torch {torch.__version__})")
+        raise UsageError(f"{option} {name}: CUDA is not available (torch {torch.__version__})")
     if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name}: nbsim runs on cpu and cuda devices")
+        raise UsageError(f"{option} {name}: nbsim runs on cpu and cuda devices")
     return device
+
+
+#: the precisions a render runs in, by the names the command line uses
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def check_dtype(value: str | torch.dtype, option: str = "--dtype") -> torch.dtype:
+    """torch.float64 or torch.float32 from itself or its name, or a usage error naming ``option``."""
+    if isinstance(value, torch.dtype) and value in DTYPES.values():
+        return value
+    if isinstance(value, str) and value in DTYPES:
+        return DTYPES[value]
+    raise UsageError(f"{option}: expected float64 or float32, got {value!r}")

@@ -14,9 +14,10 @@ same way), and of building a model with 300 000 mosaic domains.
 from __future__ import annotations
 
 import os
+import re
 
 from nbsim.config import RunConfig
-from nbsim.errors import ResourceError
+from nbsim.errors import ResourceError, UsageError
 
 #: an image with its pixel index, the float image and the SMV image built from it (measured 35.5)
 BYTES_PER_PIXEL = 36
@@ -43,6 +44,26 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: str | int, option: str = "--max-memory") -> int:
+    """Bytes from 4G, '512M', '1000000' or an int (K/M/G/T are powers of 1024); a usage error
+    naming ``option`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise UsageError(f"{option}: expected a size such as 4G, 512M or 1000000, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        m = _SIZE.match(value)
+        if not m:
+            raise UsageError(f"{option}: expected a size such as 4G, 512M or 1000000, got {value!r}")
+        size = int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()])
+    if size <= 0:
+        raise UsageError(f"{option}: must be positive, got {value!r}")
+    return size
 
 
 def size_text(n: float) -> str:

@@ -6,7 +6,7 @@ sums fuse: on a GPU into one kernel per orientation block without intermediate t
 CPU into two vectorized loops that store the Miller indices and per-axis factors of the
 block between them (see FUSE_ALL).  Shapes are kept static
 (chunks and orientation blocks are padded), so one compilation serves a whole render; the
-compiled code is cached on disk (``$NBSIM_CACHE``, default ``~/.cache/nbsim/inductor``) so
+compiled code is cached on disk (``nbsim.jit.cache_dir() / "inductor"``) so
 that later runs start warm.  Compilation costs seconds, so it is used only for renders large
 enough to pay for it (:func:`worth_compiling`) or when asked (``--engine compiled``).
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
+from nbsim import jit
 from nbsim.kernel import lattice_sums
 
 #: sub-evaluations from which compiling pays for itself in one render.  CPU: measured
@@ -62,8 +62,7 @@ def fuses_everything(device: torch.device) -> bool:
 def compiled_lattice_sums(device: torch.device) -> Callable:
     """The compiled :func:`~nbsim.kernel.lattice_sums` for ``device`` (built once per process)."""
     if device.type not in _compiled:
-        cache = os.environ.get("NBSIM_CACHE") or str(Path.home() / ".cache" / "nbsim")
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(cache) / "inductor"))
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(jit.cache_dir() / "inductor"))
         options = FUSE_ALL if fuses_everything(device) else None
         _compiled[device.type] = torch.compile(lattice_sums, dynamic=False, options=options)
     return _compiled[device.type]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from nbsim import jit
 from nbsim.kernel import (
     PassOrder,
     PassOrientations,
@@ -30,37 +31,18 @@ SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
 POLARIZATIONS = {"none": 0, "kahn": 1}
 
 
-def _full_width_vectors(numba) -> None:
-    """Let numba's LLVM use 512-bit vectors where the CPU has AVX-512.
-
-    LLVM prefers 256-bit vectors on these CPUs (for code that mixes vector and scalar work); the
-    loop is compute bound and measured about 20% faster with the full width, in both precisions.
-    Code compiled before this runs keeps its settings, and a user's NUMBA_CPU_NAME or
-    NUMBA_CPU_FEATURES is left alone.
-    """
-    from numba.core.codegen import get_host_cpu_features
-
-    if numba.config.CPU_FEATURES is None and numba.config.CPU_NAME is None:
-        features = get_host_cpu_features()
-        if "+avx512f" in features.split(","):
-            numba.config.CPU_FEATURES = features + ",-prefer-256-bit"
-
-
 @functools.cache
 def loop():
-    """The loop's module (:mod:`nbsim._cpu_jit`), or None without numba.
-
-    Imported on first use: importing numba takes about 0.3 s, which renders too small for the
-    loop (the tensor kernel's) need not pay.
-    """
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency; this keeps nbsim usable without it
+    """The loop's module (:mod:`nbsim._cpu_jit`), or None without numba (imported on first use)."""
+    if jit.numba() is None:  # pragma: no cover - numba is a dependency
         return None
-    _full_width_vectors(numba)
     from nbsim import _cpu_jit
 
     return _cpu_jit
+
+
+#: what a render that must first compile the loop says (see :func:`nbsim.jit.will_compile`)
+COMPILE_NOTICE = "compiling the CPU kernel, once per installation: about 30 s"
 
 
 def applicable(m: Model, physics: Physics) -> bool:
@@ -134,12 +116,15 @@ def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
     return tables, 0 if tables.shape[0] == 1 else 1
 
 
-def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[torch.Tensor], tuple]:
+def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
+                   notice: Callable[[str], None] | None = None) -> Callable[[torch.Tensor], tuple]:
     """The loop bound to one render's inputs, prepared once: ``render(idx)`` gives the values (P,)
-    and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices), one chunk at a time."""
-    import numba  # loaded by now: the render applies
+    and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices), one chunk at a time.
 
-    jit = loop()
+    :param notice: told :data:`COMPILE_NOTICE` before a first call that will compile the loop.
+    """
+    numba = jit.numba()  # loaded by now: the render applies
+    compiled_loop = loop()
     cfg = m.config
     d, b, c = cfg.detector, cfg.beam, cfg.crystal
     g = m.geometry
@@ -170,9 +155,14 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder) -> Callable[[to
         source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
 
+    unannounced = [notice]  # the notice is considered once, before the first chunk
+
     def render(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        values, omegas = jit.render_pixels(idx.numpy(), *inputs)
+        args = (idx.numpy(), *inputs)
+        if unannounced and (tell := unannounced.pop()) and jit.will_compile(compiled_loop.render_pixels, args):
+            tell(COMPILE_NOTICE)
+        values, omegas = compiled_loop.render_pixels(*args)
         return torch.from_numpy(values), torch.from_numpy(omegas)
 
     return render

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nbsim import rng
+from nbsim import jit, rng
 from nbsim.config import RunConfig
 from nbsim.model import reference_stream
 from nbsim.outputs import roi_mask
@@ -43,11 +43,11 @@ def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c", p
 
 def c_poisson(means: np.ndarray, gen: rng.Ran1, seed: int) -> np.ndarray:
     """The reference's ``poidev`` for each mean in order, continuing ``gen``'s shuffle table."""
-    try:
-        from nbsim._noise_jit import poisson_stream
-    except ImportError:  # numba unavailable: the same arithmetic in Python (slow)
+    if jit.numba() is None:  # pragma: no cover - numba unavailable: the same arithmetic in Python (slow)
         stream, gauss = [seed], {}
         return np.array([rng.poidev(x, gen, stream, gauss) for x in means], dtype=np.float64)
+    from nbsim._noise_jit import poisson_stream
+
     state = np.array([seed, gen.iy], dtype=np.int64)
     iv = np.array(gen.iv, dtype=np.int64)
     return poisson_stream(means, state, iv)

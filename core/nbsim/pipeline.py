@@ -105,6 +105,7 @@ def render(
     checkpoint: bool | None = None,
     engine: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
     trace: Callable[[str, dict, dict], None] | None = None,
     traced: list[tuple[int, int]] | None = None,
 ) -> Render:
@@ -121,6 +122,7 @@ def render(
         has at least ``NUMBA_MIN_EVALUATIONS`` sub-evaluations, else compiled for renders large
         enough to pay for compilation, else tensor.
     :param progress: called with (pixels done, pixels total) after each chunk.
+    :param notice: told, in a sentence, of a long pause before the first chunk (compiling).
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
     :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
     """
@@ -151,7 +153,7 @@ def render(
     order = pass_order(m, physics, pixels_per_chunk)
     if use_numba:
         pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
-        numba_pixels = cpu.pixel_renderer(m, physics, order)
+        numba_pixels = cpu.pixel_renderer(m, physics, order, notice)
     values, omega_sums = [], []
     interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):

@@ -23,7 +23,7 @@ import torch
 
 import nbsim
 from nbsim import budget, outputs, report
-from nbsim.api import check_device, select_physics
+from nbsim.api import check_device, check_dtype, select_physics
 from nbsim.config import RunConfig
 from nbsim.io import atomic, fdump
 from nbsim.model import build_model
@@ -55,9 +55,6 @@ class RunResult:
     lines: tuple[str, ...]
 
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
 def run(
     argv: Sequence[str],
     options: RunOptions = RunOptions(),
@@ -69,10 +66,12 @@ def run(
     """Resolve, render and write one run; nothing is written unless everything is.
 
     :param progress: called as ``progress(done, total)`` while rendering, and as
-        ``progress(done, total, label)`` during set-up work that takes long (mosaic domains).
+        ``progress(done, total, label)`` during set-up work that takes long (mosaic domains);
+        with it, a first render that compiles the CPU loop says so on stderr.
     """
     started = time.perf_counter()
     device = check_device(options.device)
+    dtype = check_dtype(options.dtype)
     config = RunConfig.from_nanobragg_argv(argv)
     for text in config.warnings:
         warn(text)
@@ -89,7 +88,7 @@ def run(
         echo(text)
 
     setup_progress = None if progress is None else functools.partial(progress, label="mosaic domains")
-    model = build_model(config, device=device, dtype=DTYPES[options.dtype], progress=setup_progress)
+    model = build_model(config, device=device, dtype=dtype, progress=setup_progress)
     # the printout and statistics read the (double-precision) model on the CPU
     printout_model = model if model.device.type == "cpu" else build_model(config)
     for text in report.setup_lines(config, printout_model):
@@ -100,6 +99,7 @@ def run(
     with torch.no_grad():
         result = render(
             model, physics, max_memory=working_memory, progress=progress, engine=options.engine,
+            notice=None if progress is None else lambda text: print(f"nbsim: {text}", file=sys.stderr, flush=True),
             trace=(lambda stage, chunk, tensors: trace(stage=stage, chunk=chunk, tensors=tensors)) if trace else None,
             traced=traced,
         )

@@ -19,14 +19,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nbsim.api import select_physics
+from nbsim.api import check_device, check_dtype, select_physics
+from nbsim.budget import parse_size
 from nbsim.config import RunConfig
+from nbsim.errors import UsageError
 from nbsim.model import PARAMETERS, Model, build_model, initial_value
 from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
 
 
 class Simulation:
-    """A configuration, the selected physics, a device and a dtype."""
+    """A configuration, the selected physics, a device and a dtype.
+
+    The arguments are checked here, with the command line's messages naming the keyword:
+    ``device`` ("cpu", "cuda:1" or a torch.device), ``dtype`` (torch.float64/float32 or their
+    names), ``max_memory`` (bytes per chunk, or a size such as "1G"), the plugin names.
+    """
 
     def __init__(
         self,
@@ -38,14 +45,16 @@ class Simulation:
         lattice: str | None = None,
         polarization: str | None = None,
         policy_options: Mapping[str, Any] | None = None,
-        max_memory: int = DEFAULT_MAX_MEMORY,
+        max_memory: int | str = DEFAULT_MAX_MEMORY,
     ):
+        if not isinstance(config, RunConfig):
+            raise UsageError(f"config: expected a RunConfig (see Simulation.from_argv), got {type(config).__name__}")
         self.config = config
-        self.device = torch.device(device)
-        self.dtype = dtype
+        self.device = check_device(device, "device")
+        self.dtype = check_dtype(dtype, "dtype")
+        self.max_memory = parse_size(max_memory, "max_memory")
         self.physics = select_physics(config, phi_policy=phi_policy, lattice=lattice, polarization=polarization,
                                       options=policy_options)
-        self.max_memory = max_memory
 
     @classmethod
     def from_argv(cls, argv: Sequence[str], **options) -> "Simulation":
