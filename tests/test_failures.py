@@ -1,6 +1,8 @@
 """Failures through the installed ``nbsim`` command: one line on stderr, no traceback, no file left.
 
 Each case runs in an empty directory holding one earlier output, which must stay as it was.
+The full-disk and read-only cases run on a small tmpfs mounted in a private mount namespace
+(``unshare``), and are skipped, saying why, where the machine does not allow one.
 """
 
 from __future__ import annotations
@@ -77,3 +79,50 @@ def test_interrupt_is_one_line_and_leaves_nothing(tmp_path: Path, signum: int, c
     assert proc.returncode == code
     assert stderr == "nbsim: interrupted\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def _tmpfs_runner(tmp_path: Path) -> list[str]:
+    """The ``unshare`` command line that runs a shell script with a private tmpfs, or a skip."""
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare command: cannot mount a private tmpfs")
+    probe = 'mount -t tmpfs -o size=64k tmpfs "$0"'
+    why = ""
+    for prefix in (["unshare", "-rm"], ["unshare", "-m"]):  # as any user (user namespace), or as root
+        proc = subprocess.run([*prefix, "sh", "-c", probe, str(tmp_path)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return prefix
+        why = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+    pytest.skip(f"cannot mount a tmpfs in a private namespace here ({why})")
+
+
+# a 256x256 render writes about 580 kB: a 400 kB disk takes the float image and then fills up
+TMPFS_CASES = {
+    "disk full": ("size=400k", "", "No space left on device"),
+    "read-only file system": ("size=4m", 'mount -o remount,ro "$0"', "Read-only file system"),
+}
+
+
+@pytest.mark.parametrize("name", list(TMPFS_CASES))
+def test_file_system_failure_is_one_line_and_leaves_nothing(tmp_path: Path, name: str) -> None:
+    prefix = _tmpfs_runner(tmp_path)
+    size, then, reason = TMPFS_CASES[name]
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f"""
+        mount -t tmpfs -o {size} tmpfs "$0" || exit 99
+        cd "$0" && printf 'earlier output\\n' > floatimage.bin && {then or 'true'} || exit 99
+        report=$1; shift
+        "$@" >/dev/null 2>"$report.stderr"; echo "exit $?" > "$report"
+        ls -A >> "$report" && cat floatimage.bin >> "$report"
+    """
+    report = tmp_path / "report.txt"
+    args = [NBSIM, "run", *BASE, "-detpixels", "256"]
+    proc = subprocess.run([*prefix, "sh", "-c", script, str(disk), str(report), *args], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    status, *listing = report.read_text().splitlines()
+    stderr = (tmp_path / "report.txt.stderr").read_text()
+    assert status == "exit 1"
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nbsim: error: ") and reason in lines[0], stderr
+    assert listing == ["floatimage.bin", "earlier output"]  # no new file, hidden or not; the old one intact

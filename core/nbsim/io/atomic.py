@@ -66,7 +66,8 @@ def check(path: str, flag: str) -> None:
     if not os.path.isdir(directory):
         raise OutputError(f"{flag}: cannot write {path}: directory {os.path.dirname(path) or '.'} does not exist")
     if os.path.exists(target) and not os.access(target, os.W_OK):
-        raise OutputError(f"{flag}: cannot write {path}: permission denied")
+        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+        raise OutputError(f"{flag}: cannot write {path}: {os.strerror(errno.EROFS if read_only else errno.EACCES)}")
     # a probe file proves the directory takes new files (permissions, read-only mounts) and leaves no trace
     staged = _Staged.open(target, flag, path)
     staged.discard()
