@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from golden import GOLDEN, NBSIM
 from nbsim.budget import parse_size
-from nbsim_cli.app import EXAMPLE_ARGV, cli
+from nbsim_cli.app import EXAMPLE_ARGV, cli, openmp_wait_policy
 
 SMALL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",
          "-distance", "100", "-detpixels", "32", "-noprogress"]
@@ -220,3 +220,13 @@ def test_no_traceback_for_bad_header_file(in_tmp):
     result = invoke("run", *SMALL, "-img", "junk.img")
     assert result.exit_code == 1
     assert "junk.img" in one_error_line(result)
+
+
+@pytest.mark.parametrize("environ, load, policy", [
+    ({}, 0.2, None),                              # idle: spinning waiters are fastest
+    ({}, 1.5, "PASSIVE"),                         # busy: spinning steals the working threads' time
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, 3.0, None),   # the user's choice stands
+    ({"GOMP_SPINCOUNT": "1000"}, 3.0, None),
+])
+def test_openmp_threads_sleep_while_they_wait_on_a_loaded_machine(environ, load, policy):
+    assert openmp_wait_policy(environ, load) == policy

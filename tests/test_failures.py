@@ -68,6 +68,13 @@ def test_outputs_take_the_umask_and_write_through_links(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_the_example_writes_files_of_mode_0644_under_umask_022(tmp_path: Path) -> None:
+    subprocess.run(["sh", "-c", f'umask 022 && exec "{NBSIM}" run --example -noprogress'], cwd=tmp_path, check=True,
+                   capture_output=True)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["floatimage.bin", "intimage.img", "image.pgm", "noiseimage.img"], 0o644)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_is_one_line_and_leaves_nothing(tmp_path: Path, signum: int, code: int) -> None:
     # two million mosaic domains keep the set-up busy for several seconds: the signal lands mid-run

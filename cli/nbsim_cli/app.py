@@ -351,7 +351,30 @@ def cli():
     """nbsim: the nanoBragg diffraction simulator in PyTorch."""
 
 
+def openmp_wait_policy(environ: dict, load: float) -> str | None:
+    """OMP_WAIT_POLICY for this process: PASSIVE when other work already keeps a core busy
+    (1-minute load average ``load`` >= 1), unless the user chose; None to leave it alone.
+
+    torch's OpenMP threads wait for work by spinning; on a loaded machine a spinning thread
+    takes the time slice that the thread with work needs, at every parallel region: with every
+    core busy, the tensor engine's 2-thread renders took 2-7x as long as with sleeping waiters.
+    On an idle machine sleeping waiters cost 1.4-2x, hence only under load
+    (reports/benchmarks/threads_under_load.md).
+    """
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return None
+    return "PASSIVE" if load >= 1 else None
+
+
 def main() -> None:
+    import os
+
+    try:
+        policy = openmp_wait_policy(os.environ, os.getloadavg()[0])
+    except OSError:  # no load average on this platform
+        policy = None
+    if policy:
+        os.environ["OMP_WAIT_POLICY"] = policy  # read once, when torch loads its OpenMP runtime
     cli(prog_name="nbsim")
 
 
