@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nbsim import RunConfig, build_model, compiled, cpu, select_physics
+from nbsim.engines import EngineError
 from nbsim.pipeline import render
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 8 -pixel 0.5"
@@ -39,9 +40,11 @@ def test_numba_matches_tensor_kernel(variant, policy):
     physics = select_physics(config, phi_policy=policy, options={"--c-threads": 3} if policy == "c-parity" else None)
     m = build_model(config)
     with torch.no_grad():
-        assert cpu.applicable(m, physics)
+        assert cpu.refusal(m, physics) is None
         tensor = render(m, physics, engine="tensor").image
-        fast = render(m, physics, engine="numba").image
+        numba = render(m, physics, engine="numba")
+        fast = numba.image
+    assert numba.engine.name == "numba"
     assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
@@ -55,17 +58,22 @@ def test_numba_with_structure_factors(hkl):
     assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
-@pytest.mark.parametrize("extra", ["-oversample 2 -oversample_omega", "-interpolate -hkl HKL", "GRAD"])
-def test_numba_steps_aside_where_it_does_not_apply(extra, hkl):
+@pytest.mark.parametrize("extra, reason", [
+    ("-oversample 2 -oversample_omega", "its loop has no -oversample_omega"),
+    ("-interpolate -hkl HKL", "its loop has no -interpolate"),
+    ("GRAD", "it computes no gradients, and a parameter requires one"),
+])
+def test_numba_refuses_what_it_does_not_cover_and_auto_steps_aside(extra, reason, hkl):
     config = RunConfig.from_nanobragg_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "").split())
     physics = select_physics(config)
     params = {"distance": torch.tensor(0.06, dtype=torch.float64, requires_grad=True)} if extra == "GRAD" else None
     m = build_model(config, params=params)
     with torch.set_grad_enabled(extra == "GRAD"):
-        assert not cpu.applicable(m, physics)
-        # "numba" falls back to the tensor kernel instead of failing
-        assert torch.equal(render(m, physics, engine="numba").image.detach(),
-                           render(m, physics, engine="tensor").image.detach())
+        assert cpu.refusal(m, physics) == reason
+        with pytest.raises(EngineError, match=f"^engine numba cannot render this: {reason}$"):
+            render(m, physics, engine="numba")
+        auto = render(m, physics, engine="auto")
+    assert auto.engine.name == "tensor"  # a render this small does not ask numba: see test_engines
 
 
 def test_unknown_engine():

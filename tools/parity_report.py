@@ -41,13 +41,17 @@ def main(argv=None) -> int:
     parser.add_argument("cases", nargs="*")
     args = parser.parse_args(argv)
     names = args.cases or golden.case_names()
-    rows = []
+    rows, refused = [], []  # refused: (case, policy, why) the engine asked for cannot render
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             for policy in ("spec", "c-parity"):
                 work = Path(tmp) / f"{name}-{policy}"
                 proc = golden.run_case(name, work, policy=policy, dtype=args.dtype, in_process=True,
                                        extra=("--device", args.device, "--engine", args.engine))
+                if proc.returncode == 2 and proc.stderr.startswith(f"nbsim: error: --engine {args.engine}: "):
+                    refused.append((name, policy, proc.stderr.strip().split(": ", 3)[-1]))
+                    print(f"--  {policy:8s} {name}: {refused[-1][2]}", flush=True)
+                    continue
                 result = golden.compare(name, work, proc, policy=policy, dtype=args.dtype)
                 rows.append(result)
                 print(f"{'ok ' if result.ok else 'BAD'} {policy:8s} {name}", flush=True)
@@ -56,7 +60,8 @@ def main(argv=None) -> int:
     passed = {p: sum(r.ok for r in rows if r.policy == p) for p in ("spec", "c-parity")}
     total = {p: sum(r.policy == p for r in rows) for p in ("spec", "c-parity")}
     record = {"environment": env, "summary": {p: f"{passed[p]}/{total[p]}" for p in passed},
-              "cases": [attrs.asdict(r) for r in rows]}
+              "cases": [attrs.asdict(r) for r in rows],
+              "engine_refused": [{"case": c, "policy": p, "reason": why} for c, p, why in refused]}
     lines = [
         f"# Golden parity, {args.dtype} on {args.device}, engine {args.engine}",
         "",
@@ -78,6 +83,10 @@ def main(argv=None) -> int:
             f"| {r.case} | {r.policy} | {r.reference} | {r.max_rel_error:.2e} | {r.pixels_off}/{r.pixels} | "
             f"{_mark(r.int_ok)} | {_mark(r.pgm_ok)} | {noise} | {_mark(r.stats_ok)} | `{r.sha256.get('float.bin', '')[:16]}` |"
         )
+    if refused:
+        lines += ["", f"Cases engine {args.engine} does not render (`--engine {args.engine}` refuses them, saying why):", "",
+                  "| case | policy | reason |", "|---|---|---|"]
+        lines += [f"| {c} | {p} | {why} |" for c, p, why in refused]
     path = write_report(args.out, stem, record, lines)
     print(f"wrote {path}.json and .md: spec {passed['spec']}/{total['spec']}, "
           f"c-parity {passed['c-parity']}/{total['c-parity']}")

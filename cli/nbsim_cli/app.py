@@ -119,7 +119,7 @@ def _memory(max_memory: str | None) -> int | None:
 
 def _make_run_command() -> click.Command:
     from nbsim.noise import METHODS as NOISE_METHODS
-    from nbsim.pipeline import ENGINES
+    from nbsim.engines import ENGINE_NAMES
 
     plugin_opts, system = _plugin_options()
     params = [
@@ -128,14 +128,16 @@ def _make_run_command() -> click.Command:
                      help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
         click.Option(["--provenance"], default=None, metavar="FILE",
                      help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
-        click.Option(["--engine"], type=click.Choice(ENGINES), default="auto", show_default=True,
+        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True,
                      help="render engine: tensor (torch, eager), compiled (torch.compile), numba (compiled CPU "
-                          "loop, built-in physics without gradients); auto picks the fastest that applies"),
+                          "loop, built-in physics without gradients); auto picks the fastest that applies; "
+                          "one that cannot render the job is an error saying why"),
+        click.Option(["--verbose"], is_flag=True, help="say on stderr which engine renders, and why"),
         *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, noise_rng, provenance,
-                 engine, flags, **plugin_values):
+                 engine, verbose, flags, **plugin_values):
         from nbsim.runner import RunOptions, run
 
         try:
@@ -146,7 +148,7 @@ def _make_run_command() -> click.Command:
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
                 plugin_options=_plugin_choices(system, phi_policy, plugin_values),
-                engine=engine,
+                engine=engine, verbose=verbose,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

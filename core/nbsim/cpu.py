@@ -4,8 +4,9 @@ It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the comm
 CPU, no gradient, built-in lattice shapes and polarization models (they declare
 ``cpu_kernel``), a phi policy whose orientations depend at most on whether a pass is the first
 of its row block (it declares ``pass_dependence``), no tricubic interpolation, no
-``-oversample_thick/_polar/_omega`` running products and no tracing.  Anything else uses the
-tensor kernel.  Results agree with it to rounding (``tests/test_cpu_path.py``).
+``-oversample_thick/_polar/_omega`` running products and no tracing; :func:`refusal` says
+which of these a render lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree
+with the tensor kernel to rounding (``tests/test_cpu_path.py``).
 """
 
 from __future__ import annotations
@@ -45,19 +46,47 @@ def loop():
 COMPILE_NOTICE = "compiling the CPU kernel, once per installation: about 30 s"
 
 
-def applicable(m: Model, physics: Physics) -> bool:
-    cfg = m.config
-    return (
-        m.device.type == "cpu"
-        and m.compute_dtype in (torch.float64, torch.float32)
-        and not records_gradients(m)
-        and not cfg.crystal.interpolate
-        and not running_products(m)
-        and getattr(physics.lattice, "cpu_kernel", None) in SHAPES
-        and getattr(physics.polarization, "cpu_kernel", None) in POLARIZATIONS
-        and PassOrientations.shared(physics)
-        and loop() is not None
-    )
+def refusal(m: Model, physics: Physics) -> str | None:
+    """Why the loop cannot render ``m`` with ``physics``, or None when it can."""
+    s = m.config.sampling
+    if m.device.type != "cpu":
+        return f"it runs on the CPU, not on {m.device.type}"
+    if m.compute_dtype not in (torch.float64, torch.float32):  # pragma: no cover - the model allows no other
+        return f"it renders in float64 or float32, not {m.compute_dtype}"
+    if records_gradients(m):
+        return "it computes no gradients, and a parameter requires one"
+    if m.config.crystal.interpolate:
+        return "its loop has no -interpolate"
+    if running_products(m):
+        flags = [f for f, on in (("-oversample_thick", s.oversample_thick), ("-oversample_polar", s.oversample_polar),
+                                 ("-oversample_omega", s.oversample_omega)) if on]
+        return f"its loop has no {' '.join(flags)}"
+    if _compiled_form(physics.lattice, "evaluate", SHAPES) is None:
+        return f"lattice factor {physics.lattice.name!r} has no compiled form"
+    if _compiled_form(physics.polarization, "factor", POLARIZATIONS) is None:
+        return f"polarization model {physics.polarization.name!r} has no compiled form"
+    if not PassOrientations.shared(physics):
+        return f"phi policy {physics.policy.name!r} declares no pass_dependence"
+    if loop() is None:  # pragma: no cover - numba is a dependency
+        return "numba is not installed"
+    return None
+
+
+def _compiled_form(obj, method: str, known: dict) -> str | None:
+    """The loop's built-in form that ``obj`` declares (``cpu_kernel``), or None.
+
+    A declaration covers the ``method`` of the class that makes it: a subclass that overrides
+    ``method`` without declaring again has physics the loop does not know.
+    """
+    name = getattr(obj, "cpu_kernel", None)
+    if name not in known:
+        return None
+    mro = type(obj).__mro__
+    declared = next((c for c in mro if "cpu_kernel" in vars(c)), None)
+    defined = next((c for c in mro if method in vars(c)), None)
+    if declared is None or defined is None or not issubclass(declared, defined):
+        return None
+    return name
 
 
 #: the largest |h - h_reference| (reciprocal-lattice units) a single-precision lattice sum
@@ -86,7 +115,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
     double = (loop().DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4),
               np.zeros((1, 1, 3), np.float32))
     n = m.n_cells.numpy()
-    if (m.compute_dtype != torch.float32 or physics.lattice.cpu_kernel != "square"
+    if (m.compute_dtype != torch.float32 or _compiled_form(physics.lattice, "evaluate", SHAPES) != "square"
             or not np.array_equal(n, np.round(n))):
         return double
     inv_lambda = 1.0 / m.sources.wavelengths.numpy()
@@ -149,9 +178,9 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
     inputs = (
         d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
-        POLARIZATIONS[physics.polarization.cpu_kernel], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
+        POLARIZATIONS[_compiled_form(physics.polarization, 'factor', POLARIZATIONS)], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
-        SHAPES[physics.lattice.cpu_kernel], lattice, sf, constant_F, precision, refs, deltas, source_mean,
+        SHAPES[_compiled_form(physics.lattice, 'evaluate', SHAPES)], lattice, sf, constant_F, precision, refs, deltas, source_mean,
         source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
 

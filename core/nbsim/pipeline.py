@@ -7,15 +7,13 @@ orientations when needed (:func:`nbsim.kernel.memory_plan`).  Every other pixel 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import attrs
 import torch
-import torch.utils.checkpoint
 from torch import Tensor
 
-from nbsim import compiled, cpu
+from nbsim import engines
 from nbsim.kernel import (
     PassOrder,
     PassOrientations,
@@ -27,11 +25,6 @@ from nbsim.kernel import (
 from nbsim.model import Model
 
 DEFAULT_MAX_MEMORY = 1 << 30
-ENGINES = ("auto", "tensor", "compiled", "numba")
-#: pixels per chunk of the numba loop (it keeps no per-evaluation tensors): progress granularity
-NUMBA_CHUNK = 1 << 16
-#: below this many sub-evaluations the tensor kernel finishes before numba has loaded its code
-NUMBA_MIN_EVALUATIONS = 2_000_000
 
 
 @attrs.frozen(eq=False)
@@ -42,6 +35,8 @@ class Render:
     interpolation_switch: tuple | None = None
     #: values of the requested ``pixels``, in their order (None when the whole detector was asked)
     values: Tensor | None = None
+    #: the engine that rendered and why (``nbsim.engines``)
+    engine: engines.Choice | None = None
 
 
 def row_blocks(spixels: int, blocks: int, device=None) -> Tensor:
@@ -116,11 +111,8 @@ def render(
         ``Render.values`` then holds their values in the order given (0 outside the ROI/mask).
     :param checkpoint: recompute each chunk during the backward pass instead of keeping its
         graph (bounded memory for gradients); default: when gradients are being recorded.
-    :param engine: ``"tensor"`` (the tensor kernel, eager), ``"compiled"`` (its orientation sums
-        through torch.compile, ``nbsim.compiled``), ``"numba"`` (the compiled CPU loop,
-        ``nbsim.cpu``, where it applies) or ``"auto"``: numba where it applies and the render
-        has at least ``NUMBA_MIN_EVALUATIONS`` sub-evaluations, else compiled for renders large
-        enough to pay for compilation, else tensor.
+    :param engine: ``"tensor"``, ``"compiled"``, ``"numba"`` or ``"auto"`` (:mod:`nbsim.engines`);
+        an engine asked for by name that cannot render this raises :class:`~nbsim.engines.EngineError`.
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param notice: told, in a sentence, of a long pause before the first chunk (compiling).
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
@@ -137,42 +129,19 @@ def render(
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled()
     total = int(targets.shape[0])
-    evaluations = total * m.passes_per_pixel * m.phisteps * m.domains
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    use_numba = (engine == "numba" or (engine == "auto" and evaluations >= NUMBA_MIN_EVALUATIONS)) \
-        and cpu.applicable(m, physics)
-    if engine == "numba" and not use_numba:
-        engine = "tensor"  # numba does not cover this render: the tensor kernel does
-    compile = not use_numba and (engine == "compiled" or (
-        engine == "auto" and compiled.worth_compiling(m.device, evaluations)))
-    sums = compiled.compiled_lattice_sums(m.device) if compile else None
+    choice = engines.choose(engine, m, physics, engines.sub_evaluations(m, total))
     pixels_per_chunk, orientation_chunk = memory_plan(
-        m, max_memory, fused=compile and compiled.fuses_everything(m.device),
-        per_pass_lattices=not PassOrientations.shared(physics))
+        m, max_memory, fused=choice.engine.fused(m), per_pass_lattices=not PassOrientations.shared(physics))
     order = pass_order(m, physics, pixels_per_chunk)
-    if use_numba:
-        pixels_per_chunk = max(pixels_per_chunk, NUMBA_CHUNK)
-        numba_pixels = cpu.pixel_renderer(m, physics, order, notice)
+    pixels_per_chunk = max(pixels_per_chunk, choice.engine.min_chunk)
+    chunk = choice.engine.renderer(m, physics, order, pixels_per_chunk=pixels_per_chunk,
+                                   orientation_chunk=orientation_chunk, checkpoint=checkpoint, notice=notice)
     values, omega_sums = [], []
     interpolating, switch = cfg.crystal.interpolate, None
     for start in range(0, total, pixels_per_chunk):
-        idx = targets[start:start + pixels_per_chunk]
-        short = pixels_per_chunk - idx.shape[0]
-        if compile and short:  # one static shape for the compiled code: repeat the last pixel
-            idx = torch.cat((idx, idx[-1:].expand(short)))
-        chunk = functools.partial(render_pixels, m, idx, physics, order, orientation_chunk=orientation_chunk,
-                                  interpolating=interpolating, sums=sums)
-        if use_numba:
-            (v, om), new_switch = numba_pixels(idx), None
-        elif checkpoint:
-            v, om, new_switch = torch.utils.checkpoint.checkpoint(chunk, use_reentrant=False)
-        else:
-            v, om, new_switch = chunk()
+        v, om, new_switch = chunk(targets[start:start + pixels_per_chunk], interpolating)
         if new_switch is not None:
             interpolating, switch = False, new_switch
-        if compile and short:
-            v, om = v[:-short], om[:-short]
         values.append(v)
         omega_sums.append(om.sum())  # read back once at the end: no device synchronisation per chunk
         if progress is not None:
@@ -191,7 +160,7 @@ def render(
     selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None
     flat = flat.to(m.compute_dtype)
     return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum,
-                  interpolation_switch=None if switch is None else switch.hkl, values=selected)
+                  interpolation_switch=None if switch is None else switch.hkl, values=selected, engine=choice)
 
 
 def _trace_pixels(m, physics, order, traced, trace, switch_pixel) -> None:

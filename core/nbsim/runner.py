@@ -25,6 +25,9 @@ import nbsim
 from nbsim import budget, outputs, report
 from nbsim.api import check_device, check_dtype, select_physics
 from nbsim.config import RunConfig
+from nbsim import engines
+from nbsim.engines import EngineError
+from nbsim.errors import UsageError
 from nbsim.io import atomic, fdump
 from nbsim.model import build_model
 from nbsim.noise import noise_counts
@@ -44,7 +47,8 @@ class RunOptions:
     provenance: str | None = None
     noise_rng: str = "c"
     plugin_options: Mapping[str, Any] = attrs.field(factory=dict)
-    engine: str = "auto"  # see nbsim.pipeline.render
+    engine: str = "auto"  # see nbsim.engines
+    verbose: bool = False  # say on stderr which engine renders, and why
 
 
 @attrs.frozen(eq=False)
@@ -61,13 +65,15 @@ def run(
     *,
     echo: Callable[[str], None] = print,
     warn: Callable[[str], None] = lambda text: print(f"nbsim: warning: {text}", file=sys.stderr),
+    tell: Callable[[str], None] = lambda text: print(f"nbsim: {text}", file=sys.stderr, flush=True),
     progress: Callable[..., None] | None = None,
 ) -> RunResult:
     """Resolve, render and write one run; nothing is written unless everything is.
 
+    :param tell: takes nbsim's own remarks (not the reference's lines): the engine with
+        ``verbose``, and, when ``progress`` is given, that a first render compiles the CPU loop.
     :param progress: called as ``progress(done, total)`` while rendering, and as
-        ``progress(done, total, label)`` during set-up work that takes long (mosaic domains);
-        with it, a first render that compiles the CPU loop says so on stderr.
+        ``progress(done, total, label)`` during set-up work that takes long (mosaic domains).
     """
     started = time.perf_counter()
     device = check_device(options.device)
@@ -89,6 +95,12 @@ def run(
 
     setup_progress = None if progress is None else functools.partial(progress, label="mosaic domains")
     model = build_model(config, device=device, dtype=dtype, progress=setup_progress)
+    try:  # an engine that cannot render the job stops the run before it prints anything
+        choice = engines.choose(options.engine, model, physics, engines.sub_evaluations(model, model.rendered.shape[0]))
+    except EngineError as exc:
+        raise UsageError(f"--engine {exc.name}: {exc.reason}") from None
+    if options.verbose:
+        tell(f"engine {choice.name} ({choice.reason})")
     # the printout and statistics read the (double-precision) model on the CPU
     printout_model = model if model.device.type == "cpu" else build_model(config)
     for text in report.setup_lines(config, printout_model):
@@ -99,12 +111,12 @@ def run(
     with torch.no_grad():
         result = render(
             model, physics, max_memory=working_memory, progress=progress, engine=options.engine,
-            notice=None if progress is None else lambda text: print(f"nbsim: {text}", file=sys.stderr, flush=True),
+            notice=None if progress is None else tell,
             trace=(lambda stage, chunk, tensors: trace(stage=stage, chunk=chunk, tensors=tensors)) if trace else None,
             traced=traced,
         )
     image32 = result.image.to(torch.float32).cpu().numpy()
-    omega_sum, switch = result.omega_sum, result.interpolation_switch
+    omega_sum, switch, choice = result.omega_sum, result.interpolation_switch, result.engine
     del result  # the full-precision image: the outputs below need only the float32 copy
     render_seconds = time.perf_counter() - started
 
@@ -140,7 +152,7 @@ def run(
         noise = (photons, overloads)
         files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, pixels), "-noisefile"))
     if options.provenance:
-        record = provenance(config, options, physics, system, files, render_seconds)
+        record = provenance(config, options, physics, system, files, render_seconds, choice)
         files.append(atomic.Output(options.provenance, (json.dumps(record, indent=2) + "\n").encode(), "--provenance"))
     atomic.write_all(files)
     # the reference prints its "writing ..." lines as it writes; here they follow the files they name
@@ -183,7 +195,7 @@ def _sha256(path: str) -> str | None:
         return None
 
 
-def provenance(config, options, physics, system, files, render_seconds) -> dict:
+def provenance(config, options, physics, system, files, render_seconds, engine) -> dict:
     c, d = config.crystal, config.detector
     inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file) if p]
     if c.structure_factors is not None:
@@ -204,6 +216,7 @@ def provenance(config, options, physics, system, files, render_seconds) -> dict:
                        "options": dict(options.plugin_options)},
         "lattice_factor": physics.lattice.name,
         "polarization_model": physics.polarization.name,
+        "engine": {"name": engine.name, "reason": engine.reason},
         "plugins": [attrs.asdict(p) for p in system.info],
         "seeds": {"noise": config.output.seed, "mosaic": c.mosaic_seed, "misset": c.misset_seed},
         "noise_rng": options.noise_rng,

@@ -1,0 +1,110 @@
+"""Engines as objects: which one a render gets and why, and a one-line error for one that cannot."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+import torch
+from click.testing import CliRunner
+
+from nbsim import RunConfig, build_model, compiled, select_physics
+from nbsim.builtins.lattice import RoundLattice, SquareLattice
+from nbsim.engines import NUMBA_MIN_EVALUATIONS, EngineError, choose, sub_evaluations
+from nbsim.kernel import Physics
+from nbsim_cli.app import cli
+
+SMALL = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -detpixels 64"
+LARGE = SMALL.replace("-detpixels 64", "-detpixels 512") + " -mosaic 1 -mosaic_dom 20"  # 2.1e7 with 2x2 sub-pixels
+
+
+def _choice(flags: str, *, engine: str = "auto", lattice: str | None = None, physics=None, params=None):
+    config = RunConfig.from_nanobragg_argv(flags.split())
+    physics = physics or select_physics(config, lattice=lattice)
+    m = build_model(config, params=params)
+    return choose(engine, m, physics, sub_evaluations(m, m.rendered.shape[0])), m, physics
+
+
+@pytest.mark.parametrize("flags, name, words", [
+    (SMALL, "tensor", "auto: 1.64e+04 sub-evaluations (below numba's 2e+06)"),
+    (LARGE, "numba", "auto: 2.1e+07 sub-evaluations, numba from 2e+06"),
+    (LARGE + " -round_xtal -nopolar -dmin 2", "numba", "auto:"),
+    (LARGE + " -oversample_omega", "tensor", "numba: its loop has no -oversample_omega"),
+])
+def test_auto_picks_by_the_documented_rule(flags, name, words):
+    choice, _, _ = _choice(flags)
+    assert choice.name == name and words in choice.reason
+
+
+def test_auto_steps_aside_for_gradients():
+    params = {"distance": torch.tensor(0.1, dtype=torch.float64, requires_grad=True)}
+    choice, _, _ = _choice(LARGE, params=params)
+    assert choice.name == "tensor" and "numba: it computes no gradients" in choice.reason
+
+
+def test_a_plugin_lattice_without_a_compiled_form_is_named():
+    choice, _, _ = _choice(LARGE, lattice="sphere")
+    assert choice.name == "tensor" and "numba: lattice factor 'sphere' has no compiled form" in choice.reason
+    with pytest.raises(EngineError, match="^engine numba cannot render this: lattice factor 'sphere' has no compiled"):
+        _choice(LARGE, lattice="sphere", engine="numba")
+
+
+@attrs.frozen
+class WiderSquare(SquareLattice):
+    """A subclass with physics of its own: the built-in's compiled form does not cover it."""
+
+    name: str = "wider-square"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        return super().evaluate(hkl * 0.5, hkl0, n_cells, fudge, reciprocal)
+
+
+@attrs.frozen
+class RenamedRound(RoundLattice):
+    """A subclass that keeps the built-in's physics: its compiled form still applies."""
+
+    name: str = "renamed-round"
+
+
+@pytest.mark.parametrize("lattice, name", [(WiderSquare(), "tensor"), (RenamedRound(), "numba")])
+def test_a_subclass_gets_the_compiled_form_only_with_the_physics_it_was_written_for(lattice, name):
+    config = RunConfig.from_nanobragg_argv(LARGE.split())
+    base = select_physics(config)
+    choice, _, _ = _choice(LARGE, physics=Physics(base.policy, lattice, base.polarization))
+    assert choice.name == name
+
+
+def test_compiled_is_chosen_for_very_large_renders_numba_cannot_take(monkeypatch):
+    monkeypatch.setattr(compiled, "THRESHOLD", {"cpu": NUMBA_MIN_EVALUATIONS})
+    choice, _, _ = _choice(LARGE + " -oversample_omega")
+    expected = "compiled" if compiled.available(torch.device("cpu")) else "tensor"
+    assert choice.name == expected and "numba: its loop has no -oversample_omega" in choice.reason
+
+
+def test_an_engine_asked_for_is_taken_when_it_can():
+    choice, _, _ = _choice(SMALL, engine="numba")
+    assert choice.name == "numba" and choice.reason == "asked for"
+
+
+def test_unknown_engine_name():
+    with pytest.raises(ValueError, match="engine must be one of auto, tensor, compiled, numba"):
+        _choice(SMALL, engine="warp")
+
+
+def test_the_command_names_the_flag_and_the_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["run", *SMALL.split(), "-oversample_omega", "--engine", "numba", "-noprogress"])
+    assert result.exit_code == 2
+    assert result.stderr == "nbsim: error: --engine numba: its loop has no -oversample_omega\n"
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_verbose_and_provenance_say_which_engine_and_why(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["run", *SMALL.split(), "-noprogress", "-nonoise", "-nopgm", "--verbose",
+                                      "--provenance", "run.json"])
+    assert result.exit_code == 0, result.stderr
+    assert "nbsim: engine tensor (auto: 1.64e+04 sub-evaluations (below numba's 2e+06))\n" in result.stderr
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["engine"] == {"name": "tensor", "reason": "auto: 1.64e+04 sub-evaluations (below numba's 2e+06)"}
