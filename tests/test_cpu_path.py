@@ -48,6 +48,23 @@ def test_numba_matches_tensor_kernel(variant, policy):
     assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
+@pytest.mark.parametrize("policy", ["spec", "c-parity"])
+@pytest.mark.parametrize("with_hkl", [False, True])
+def test_numba_with_a_plugin_lattice_compiled_form(policy, with_hkl, hkl):
+    """The sphere plugin's compiled form in the loop (every pass, and c-parity's first pass of a
+    block, with constant and tabulated F) against its tensor form."""
+    flags = BASE + " -mosaic 1 -mosaic_dom 3 -phi 0 -osc 2 -phisteps 2" + (f" -hkl {hkl} -default_F 0" if with_hkl else "")
+    config = RunConfig.from_nanobragg_argv(flags.split())
+    physics = select_physics(config, lattice="sphere", phi_policy=policy,
+                             options={"--c-threads": 3} if policy == "c-parity" else None)
+    m = build_model(config)
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor").image
+        numba = render(m, physics, engine="numba")
+    assert numba.engine.name == "numba"
+    assert torch.allclose(numba.image, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+
+
 def test_numba_with_structure_factors(hkl):
     config = RunConfig.from_nanobragg_argv(f"{BASE} -hkl {hkl} -default_F 0".split())
     physics = select_physics(config)

@@ -14,6 +14,7 @@ from nbsim.builtins.lattice import RoundLattice, SquareLattice
 from nbsim.engines import NUMBA_MIN_EVALUATIONS, EngineError, choose, sub_evaluations
 from nbsim.kernel import Physics
 from nbsim_cli.app import cli
+from nbsim_lattice_sphere import SphereLattice
 
 SMALL = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 -detpixels 64"
 LARGE = SMALL.replace("-detpixels 64", "-detpixels 512") + " -mosaic 1 -mosaic_dom 20"  # 2.1e7 with 2x2 sub-pixels
@@ -43,11 +44,43 @@ def test_auto_steps_aside_for_gradients():
     assert choice.name == "tensor" and "numba: it computes no gradients" in choice.reason
 
 
-def test_a_plugin_lattice_without_a_compiled_form_is_named():
+@attrs.frozen
+class PlainLattice:
+    """A third-party lattice factor with a tensor form only."""
+
+    name: str = "plain"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        return n_cells.prod() * torch.exp(-((hkl - hkl0) ** 2).sum(-1).to(n_cells.dtype))
+
+
+@attrs.frozen
+class ReshapedSphere(SphereLattice):
+    """A subclass with physics of its own: the sphere's compiled form does not cover it."""
+
+    name: str = "reshaped-sphere"
+
+    def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+        return 2 * super().evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
+
+
+def _with_lattice(lattice):
+    base = select_physics(RunConfig.from_nanobragg_argv(LARGE.split()))
+    return Physics(base.policy, lattice, base.polarization)
+
+
+def test_a_plugin_lattice_with_a_compiled_form_gets_numba():
     choice, _, _ = _choice(LARGE, lattice="sphere")
-    assert choice.name == "tensor" and "numba: lattice factor 'sphere' has no compiled form" in choice.reason
-    with pytest.raises(EngineError, match="^engine numba cannot render this: lattice factor 'sphere' has no compiled"):
-        _choice(LARGE, lattice="sphere", engine="numba")
+    assert choice.name == "numba"
+
+
+@pytest.mark.parametrize("lattice", [PlainLattice(), ReshapedSphere()])
+def test_a_lattice_without_a_compiled_form_is_named(lattice):
+    choice, _, _ = _choice(LARGE, physics=_with_lattice(lattice))
+    reason = f"lattice factor {lattice.name!r} has no compiled form"
+    assert choice.name == "tensor" and f"numba: {reason}" in choice.reason
+    with pytest.raises(EngineError, match=f"^engine numba cannot render this: {reason}$"):
+        _choice(LARGE, physics=_with_lattice(lattice), engine="numba")
 
 
 @attrs.frozen
@@ -69,9 +102,7 @@ class RenamedRound(RoundLattice):
 
 @pytest.mark.parametrize("lattice, name", [(WiderSquare(), "tensor"), (RenamedRound(), "numba")])
 def test_a_subclass_gets_the_compiled_form_only_with_the_physics_it_was_written_for(lattice, name):
-    config = RunConfig.from_nanobragg_argv(LARGE.split())
-    base = select_physics(config)
-    choice, _, _ = _choice(LARGE, physics=Physics(base.policy, lattice, base.polarization))
+    choice, _, _ = _choice(LARGE, physics=_with_lattice(lattice))
     assert choice.name == name
 
 

@@ -1,7 +1,8 @@
 """Compiled (numba) render loop for the CPU: the common case, without gradients.
 
 The same physics as :mod:`nbsim.kernel` for the built-in lattice shapes and polarization
-models, in the reference program's pass order (layers, sub-pixels, sources, orientations)
+models, and for lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), in the
+reference program's pass order (layers, sub-pixels, sources, orientations)
 and compiled with numba.  Pixels are taken in blocks, one parallel work item each, and every
 inner loop runs over the block's pixels, so that it vectorises whatever the numbers of
 sources and orientations; sin(πh) uses the exact-reduction polynomial of :mod:`nbsim.trig`.
@@ -15,9 +16,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import carray, cfunc, njit, prange
 
-SQUARE, ROUND, GAUSS, TOPHAT = 0, 1, 2, 3
+from nbsim.compiled_forms import lattice_signature
+
+#: the built-in shapes, and FORM: a lattice factor's compiled form (nbsim.compiled_forms)
+SQUARE, ROUND, GAUSS, TOPHAT, FORM = 0, 1, 2, 3, 4
 #: how the lattice sums are taken: in double precision, or in single precision near a
 #: double-precision reference (see :func:`_near_pass`)
 DOUBLE, NEAR = 0, 1
@@ -176,6 +180,58 @@ def _term(shape, constant_F, h, k, l, lattice, sf):
     return Fc * Fc * F * F
 
 
+@cfunc(lattice_signature(), cache=True)
+def no_form(hkl, n, params, out):
+    """The form argument of renders whose lattice factor is a built-in shape (never called)."""
+    values = carray(out, (n,))
+    for i in range(n):
+        values[i] = 0.0
+
+
+@njit(inline="always", fastmath={"contract"})
+def _form_terms(form, params, constant_F, hkl, n, F, acc, sf):
+    """acc[q] += F_latt^2 (times F_cell^2 unless constant) of the ``n`` indices in ``hkl``
+    (h[0:n], k[0:n], l[0:n]), F_latt from the compiled ``form``."""
+    form(hkl.ctypes, n, params.ctypes, F.ctypes)
+    for q in range(n):
+        term = F[q] * F[q]
+        if not constant_F:
+            Fc = _lookup(np.ceil(hkl[q] - 0.5), np.ceil(hkl[n + q] - 0.5), np.ceil(hkl[2 * n + q] - 0.5), sf)
+            term *= Fc * Fc
+        acc[q] += term
+
+
+@njit(fastmath={"reassoc", "contract"})
+def _form_pass(form, params, constant_F, t, S, count, acc, sf, hkl, F):
+    """acc[q] = Σ_r term at h = t[:, r]·S[:, q] for the first ``count`` pixels, F_latt from the
+    lattice factor's compiled ``form``, one call per orientation for the block."""
+    for q in range(count):
+        acc[q] = 0.0
+    for r in range(t.shape[1]):
+        for q in range(count):
+            hkl[q] = t[0, r] * S[0, q] + t[1, r] * S[1, q] + t[2, r] * S[2, q]
+            hkl[count + q] = t[3, r] * S[0, q] + t[4, r] * S[1, q] + t[5, r] * S[2, q]
+            hkl[2 * count + q] = t[6, r] * S[0, q] + t[7, r] * S[1, q] + t[8, r] * S[2, q]
+        _form_terms(form, params, constant_F, hkl, count, F, acc, sf)
+
+
+@njit(fastmath={"reassoc", "contract"})
+def _form_orientation_sum(form, params, constant_F, t, Sx, Sy, Sz, sf):
+    """Σ over the orientations ``t`` (9, R) at one scattering vector, F_latt from ``form``."""
+    R = t.shape[1]
+    hkl = np.empty(3 * R)
+    for r in range(R):
+        hkl[r] = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
+        hkl[R + r] = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
+        hkl[2 * R + r] = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
+    terms = np.zeros(R)
+    _form_terms(form, params, constant_F, hkl, R, np.empty(R), terms, sf)
+    total = 0.0
+    for r in range(R):
+        total += terms[r]
+    return total
+
+
 @njit(fastmath={"reassoc", "contract"})
 def _orientation_sum(shape, constant_F, t, Sx, Sy, Sz, lattice, sf):
     """Σ over the orientations ``t`` (9, R) at one scattering vector (rows a, b, c per column)."""
@@ -291,14 +347,16 @@ def _split_references(refs, d, Sb, count, n, split, j):
 def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, mu, thick,
                   src_dir, src_lambda, dmin, polar_mode, kahn, polar_axis, nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
-                  shape, lattice, sf, constant_F, precision, refs, deltas, source_mean, source_offsets, sf32,
-                  prefactor, I_bg):
+                  shape, lattice, form, form_params, sf, constant_F, precision, refs, deltas, source_mean,
+                  source_offsets, sf32, prefactor, I_bg):
     """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices).
 
     ``geo`` (6, 4) = rows pix0, fdet, sdet, odet, beam (x, y, z, 0), then (pixel_size,
     subpixel size, distance, close_distance); ``tables`` (V, 9, R) lattice vectors (rows a, b,
     c) of each orientation, variant 0 for every pass but a row block's first executed pass,
     which uses ``variant_first`` (that pass is evaluated on its own, in double precision).
+    ``shape`` a built-in shape, or FORM: F_latt from the lattice factor's compiled ``form`` with
+    ``form_params`` (nbsim.compiled_forms; ``no_form`` otherwise).
     ``precision`` DOUBLE, or NEAR with ``refs`` (G, 9), ``deltas`` (G, 9, M) and
     ``source_mean`` (4,) = (Σ src/λ, Σ 1/λ)/S and ``source_offsets`` (S, G, 3) =
     t̄_g·(src/λ - mean src/λ) per source, as :func:`_near_pass` describes.
@@ -339,6 +397,8 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         S = np.empty((3, B))  # scattering vectors of the current source
         alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
+        form_hkl = np.empty(3 * B)  # a compiled form's Miller indices and values
+        form_F = np.empty(B)
         Sb = np.empty((3, B))  # scattering vectors of the mean source
         # single-precision scratch (NEAR)
         S32 = np.empty((3, B), dtype=np.float32)
@@ -414,12 +474,18 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                                        count, y, acc32, n32, sf32)
                             for q in range(count):
                                 acc[q] = np.float64(acc32[q])
+                        elif shape == FORM:
+                            _form_pass(form, form_params, constant_F, base_tables, S, count, acc, sf, form_hkl, form_F)
                         else:
                             _double_pass(shape, constant_F, base_tables, S, count, acc, lattice, sf)
                         if variant_first != 0:
                             ordinal = ((t * n + i) * n + jj) * n_sources + s
                             for q in range(count):
-                                if special[q] == ordinal:
+                                if special[q] == ordinal and shape == FORM:
+                                    acc[q] = _form_orientation_sum(form, form_params, constant_F, tables[variant_first],
+                                                                   (d[0, q] + ix) * w, (d[1, q] + iy) * w,
+                                                                   (d[2, q] + iz) * w, sf)
+                                elif special[q] == ordinal:
                                     acc[q] = _orientation_sum(shape, constant_F, tables[variant_first],
                                                               (d[0, q] + ix) * w, (d[1, q] + iy) * w, (d[2, q] + iz) * w,
                                                               lattice, sf)

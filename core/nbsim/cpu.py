@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from nbsim import jit
+from nbsim.compiled_forms import LATTICE_PARAMS, declared_with, lattice_form_of
 from nbsim.kernel import (
     PassOrder,
     PassOrientations,
@@ -61,7 +62,7 @@ def refusal(m: Model, physics: Physics) -> str | None:
         flags = [f for f, on in (("-oversample_thick", s.oversample_thick), ("-oversample_polar", s.oversample_polar),
                                  ("-oversample_omega", s.oversample_omega)) if on]
         return f"its loop has no {' '.join(flags)}"
-    if _compiled_form(physics.lattice, "evaluate", SHAPES) is None:
+    if _compiled_form(physics.lattice, "evaluate", SHAPES) is None and lattice_form_of(physics.lattice) is None:
         return f"lattice factor {physics.lattice.name!r} has no compiled form"
     if _compiled_form(physics.polarization, "factor", POLARIZATIONS) is None:
         return f"polarization model {physics.polarization.name!r} has no compiled form"
@@ -79,14 +80,17 @@ def _compiled_form(obj, method: str, known: dict) -> str | None:
     ``method`` without declaring again has physics the loop does not know.
     """
     name = getattr(obj, "cpu_kernel", None)
-    if name not in known:
-        return None
-    mro = type(obj).__mro__
-    declared = next((c for c in mro if "cpu_kernel" in vars(c)), None)
-    defined = next((c for c in mro if method in vars(c)), None)
-    if declared is None or defined is None or not issubclass(declared, defined):
-        return None
-    return name
+    return name if name in known and declared_with(type(obj), "cpu_kernel", method) else None
+
+
+def _lattice_code(physics: Physics) -> tuple[int, object]:
+    """The loop's shape code and form for the lattice factor: a built-in shape, or FORM and the
+    factor's compiled form; (-1, None) when it has neither."""
+    builtin = _compiled_form(physics.lattice, "evaluate", SHAPES)
+    if builtin is not None:
+        return SHAPES[builtin], loop().no_form
+    form = lattice_form_of(physics.lattice)
+    return (loop().FORM, form) if form is not None else (-1, None)
 
 
 #: the largest |h - h_reference| (reciprocal-lattice units) a single-precision lattice sum
@@ -173,15 +177,19 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
         gshape = np.array(m.F_shape, dtype=np.int64)
     precision, refs, deltas, source_mean, source_offsets = _precision_plan(m, physics, tables)
     lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
+    shape, form = _lattice_code(physics)
+    form_params = np.concatenate((m.n_cells.numpy(), [float(m.fudge)], m.lattice.reciprocal.numpy().reshape(-1)))
+    assert form_params.shape == (LATTICE_PARAMS,)
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
     inputs = (
         d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
         float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
-        POLARIZATIONS[_compiled_form(physics.polarization, 'factor', POLARIZATIONS)], float(m.kahn), m.polar_vector.numpy(), b.nopolar,
+        POLARIZATIONS[_compiled_form(physics.polarization, "factor", POLARIZATIONS)], float(m.kahn),
+        m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
-        SHAPES[_compiled_form(physics.lattice, 'evaluate', SHAPES)], lattice, sf, constant_F, precision, refs, deltas, source_mean,
-        source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
+        shape, lattice, form, np.ascontiguousarray(form_params, dtype=np.float64), sf, constant_F, precision, refs,
+        deltas, source_mean, source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
     )
 
     unannounced = [notice]  # the notice is considered once, before the first chunk

@@ -93,6 +93,10 @@ class LatticeFactor(Protocol):
         :returns: (...) lattice factor (an amplitude: the intensity uses its square).
         """
 
+    # Optional: ``compiled_form(self)`` returns a numba cfunc of the same formula for the CPU
+    # loop (signature and layout: nbsim.compiled_forms); without it the numba engine refuses
+    # the factor.  Not a protocol member, so that factors without one still satisfy it.
+
 
 @runtime_checkable
 class PolarizationModel(Protocol):

@@ -5,6 +5,8 @@ Capabilities read from the implementation:
 * ``differentiable`` (default True): gradcheck with respect to hkl, the cell counts and the
   fudge factor away from integer and half-integer hkl; when False the gradient with respect
   to hkl must exist, be finite and be zero there (a piecewise-constant factor).
+* ``compiled_form()`` (optional, :mod:`nbsim.compiled_forms`): the compiled form must give
+  ``evaluate``'s values (double precision, to rounding), at integer indices too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,25 @@ def lattice_inputs(dtype=torch.float64, device="cpu", shape=(4, 5)):
     reciprocal = torch.tensor([[0.02, 0.0, 0.0], [0.001, 0.018, 0.0], [0.002, 0.003, 0.015]], dtype=dtype,
                               device=device)
     return hkl, hkl0, n_cells, fudge, reciprocal
+
+
+def call_lattice_form(form, hkl, n_cells, fudge, reciprocal) -> torch.Tensor:
+    """F_latt from a compiled form (a numba cfunc, :mod:`nbsim.compiled_forms`) for (N, 3) ``hkl``."""
+    import ctypes
+
+    import numpy as np
+
+    from nbsim.compiled_forms import LATTICE_PARAMS
+
+    n = hkl.shape[0]
+    flat = np.ascontiguousarray(hkl.T.cpu().numpy(), dtype=np.float64).reshape(-1)  # h..., k..., l...
+    params = np.concatenate((n_cells.double().cpu().numpy(), [float(fudge)],
+                             reciprocal.double().cpu().numpy().reshape(-1)))
+    assert params.shape == (LATTICE_PARAMS,)
+    out = np.zeros(n)
+    pointer = ctypes.POINTER(ctypes.c_double)
+    form.ctypes(flat.ctypes.data_as(pointer), n, params.ctypes.data_as(pointer), out.ctypes.data_as(pointer))
+    return torch.from_numpy(out)
 
 
 class BaseLatticeFactorTests(ContractSuite):
@@ -86,6 +107,19 @@ class BaseLatticeFactorTests(ContractSuite):
             h = hkl.clone().requires_grad_()
             implementation.evaluate(h, hkl0, n_cells, fudge, reciprocal).sum().backward()
             assert h.grad is not None and torch.isfinite(h.grad).all() and not h.grad.any()
+
+    def test_compiled_form_matches_evaluate(self, implementation):
+        from nbsim.compiled_forms import lattice_form_of
+
+        if lattice_form_of(implementation) is None:
+            pytest.skip(f"{type(implementation).__name__} offers no compiled form")
+        hkl, hkl0, n_cells, fudge, reciprocal = lattice_inputs(shape=(37,))
+        hkl = torch.cat((hkl, torch.tensor([[0.0, 0.0, 0.0], [2.0, -1.0, 3.0], [0.5, -0.5, 1.5]],
+                                           dtype=torch.float64)))
+        hkl0 = torch.ceil(hkl - 0.5)
+        expected = implementation.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
+        got = call_lattice_form(lattice_form_of(implementation), hkl, n_cells, fudge, reciprocal)
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max()))
 
     def test_integer_hkl_is_finite(self, implementation):
         hkl = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 3.0]], dtype=torch.float64)

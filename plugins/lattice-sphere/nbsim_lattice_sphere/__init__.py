@@ -3,6 +3,8 @@
 F_latt(q) = N · 3 (sin x − x cos x)/x³ with x = 2π q R, q = |(hkl − hkl0)·(a*, b*, c*)| in Å⁻¹
 and R = (3 N V_cell / 4π)^(1/3) in Å, N = Na·Nb·Nc.  Near x = 0 a series keeps the value and
 its gradient exact (the closed form cancels catastrophically there).
+
+Its compiled form (``compiled_form``, ``_compiled.py``) gives it nbsim's numba engine.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class SphereLattice:
         radius = (3.0 * cells / (4.0 * math.pi * v_star.abs())) ** (1.0 / 3.0)
         x2 = (2.0 * math.pi * radius) ** 2 * q2
         return cells * sphere_transform(x2)
+
+    def compiled_form(self):
+        """The numba cfunc of the same formula, for nbsim's CPU loop (nbsim.compiled_forms)."""
+        from nbsim_lattice_sphere._compiled import sphere_form
+
+        return sphere_form
 
 
 class SpherePlugin:
