@@ -22,6 +22,15 @@ VARIANTS = {
     "curved_point_nopolar": "-curved_det -point_pixel -nopolar",
     "roi_phi_through_zero": "-roi 1 5 2 6 -phi -1 -osc 2 -phisteps 2",
     "many_sources": "-divergence 2 -divsteps 5 -dispersion 2 -dispsteps 3 -square_div",
+    # running products: the factor multiplies the running sum after every term
+    "running_omega": "-oversample 2 -oversample_omega -mosaic 1 -mosaic_dom 3",
+    "running_all": "-detector_thick 200 -detector_abs 300 -thicksteps 2 -oversample 2 -oversample_thick "
+                   "-oversample_polar -oversample_omega -polar 0.8 -phi 0 -osc 2 -phisteps 2",
+    "running_skips_zero_lattice": "-tophat_spots -fudge 0.3 -oversample 2 -oversample_omega -mosaic 3 -mosaic_dom 4",
+    "running_water_skips_nothing": "-tophat_spots -fudge 0.3 -oversample 2 -oversample_omega -water 50",
+    "running_polar_dmin_sources": "-oversample_polar -dmin 2.2 -divergence 1 -divsteps 3 -dispersion 1 -dispsteps 2",
+    "running_nopolar": "-nopolar -oversample_polar -round_xtal",
+    "running_thick_zero": "-oversample_thick -gauss_xtal",
 }
 
 
@@ -50,10 +59,12 @@ def test_numba_matches_tensor_kernel(variant, policy):
 
 @pytest.mark.parametrize("policy", ["spec", "c-parity"])
 @pytest.mark.parametrize("with_hkl", [False, True])
-def test_numba_with_a_plugin_lattice_compiled_form(policy, with_hkl, hkl):
+@pytest.mark.parametrize("running", [False, True])
+def test_numba_with_a_plugin_lattice_compiled_form(policy, with_hkl, running, hkl):
     """The sphere plugin's compiled form in the loop (every pass, and c-parity's first pass of a
-    block, with constant and tabulated F) against its tensor form."""
-    flags = BASE + " -mosaic 1 -mosaic_dom 3 -phi 0 -osc 2 -phisteps 2" + (f" -hkl {hkl} -default_F 0" if with_hkl else "")
+    block, with constant and tabulated F, summed or as running products) against its tensor form."""
+    flags = (BASE + " -mosaic 1 -mosaic_dom 3 -phi 0 -osc 2 -phisteps 2" + (f" -hkl {hkl} -default_F 0" if with_hkl else "")
+             + (" -oversample 2 -oversample_omega -oversample_polar" if running else ""))
     config = RunConfig.from_nanobragg_argv(flags.split())
     physics = select_physics(config, lattice="sphere", phi_policy=policy,
                              options={"--c-threads": 3} if policy == "c-parity" else None)
@@ -76,7 +87,6 @@ def test_numba_with_structure_factors(hkl):
 
 
 @pytest.mark.parametrize("extra, reason", [
-    ("-oversample 2 -oversample_omega", "its loop has no -oversample_omega"),
     ("-interpolate -hkl HKL", "its loop has no -interpolate"),
     ("GRAD", "it computes no gradients, and a parameter requires one"),
 ])

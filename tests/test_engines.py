@@ -20,6 +20,14 @@ SMALL = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -lambda 1 -distance 100 
 LARGE = SMALL.replace("-detpixels 64", "-detpixels 512") + " -mosaic 1 -mosaic_dom 20"  # 2.1e7 with 2x2 sub-pixels
 
 
+@pytest.fixture
+def hkl_file(tmp_path):
+    path = tmp_path / "P1.hkl"
+    path.write_text("".join(f"{h} {k} {l} {10 + h + k + l}\n" for h in range(-3, 4) for k in range(-3, 4)
+                            for l in range(-3, 4)))
+    return str(path)
+
+
 def _choice(flags: str, *, engine: str = "auto", lattice: str | None = None, physics=None, params=None):
     config = RunConfig.from_nanobragg_argv(flags.split())
     physics = physics or select_physics(config, lattice=lattice)
@@ -31,10 +39,11 @@ def _choice(flags: str, *, engine: str = "auto", lattice: str | None = None, phy
     (SMALL, "tensor", "auto: 1.64e+04 sub-evaluations (below numba's 2e+06)"),
     (LARGE, "numba", "auto: 2.1e+07 sub-evaluations, numba from 2e+06"),
     (LARGE + " -round_xtal -nopolar -dmin 2", "numba", "auto:"),
-    (LARGE + " -oversample_omega", "tensor", "numba: its loop has no -oversample_omega"),
+    (LARGE + " -oversample_omega -oversample_polar", "numba", "auto:"),
+    (LARGE + " -interpolate -hkl HKL", "tensor", "numba: its loop has no -interpolate"),
 ])
-def test_auto_picks_by_the_documented_rule(flags, name, words):
-    choice, _, _ = _choice(flags)
+def test_auto_picks_by_the_documented_rule(flags, name, words, hkl_file):
+    choice, _, _ = _choice(flags.replace("HKL", hkl_file))
     assert choice.name == name and words in choice.reason
 
 
@@ -106,11 +115,11 @@ def test_a_subclass_gets_the_compiled_form_only_with_the_physics_it_was_written_
     assert choice.name == name
 
 
-def test_compiled_is_chosen_for_very_large_renders_numba_cannot_take(monkeypatch):
+def test_compiled_is_chosen_for_very_large_renders_numba_cannot_take(monkeypatch, hkl_file):
     monkeypatch.setattr(compiled, "THRESHOLD", {"cpu": NUMBA_MIN_EVALUATIONS})
-    choice, _, _ = _choice(LARGE + " -oversample_omega")
+    choice, _, _ = _choice(LARGE + f" -interpolate -hkl {hkl_file}")
     expected = "compiled" if compiled.available(torch.device("cpu")) else "tensor"
-    assert choice.name == expected and "numba: its loop has no -oversample_omega" in choice.reason
+    assert choice.name == expected and "numba: its loop has no -interpolate" in choice.reason
 
 
 def test_an_engine_asked_for_is_taken_when_it_can():
@@ -123,12 +132,13 @@ def test_unknown_engine_name():
         _choice(SMALL, engine="warp")
 
 
-def test_the_command_names_the_flag_and_the_reason(tmp_path, monkeypatch):
+def test_the_command_names_the_flag_and_the_reason(tmp_path, monkeypatch, hkl_file):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["run", *SMALL.split(), "-oversample_omega", "--engine", "numba", "-noprogress"])
+    result = CliRunner().invoke(cli, ["run", *SMALL.split(), "-interpolate", "-hkl", "P1.hkl", "--engine", "numba",
+                                      "-noprogress"])
     assert result.exit_code == 2
-    assert result.stderr == "nbsim: error: --engine numba: its loop has no -oversample_omega\n"
-    assert result.stdout == "" and list(tmp_path.iterdir()) == []
+    assert result.stderr == "nbsim: error: --engine numba: its loop has no -interpolate\n"
+    assert result.stdout == "" and [p.name for p in tmp_path.iterdir()] == ["P1.hkl"]
 
 
 def test_verbose_and_provenance_say_which_engine_and_why(tmp_path, monkeypatch):

@@ -353,28 +353,35 @@ def cli():
     """nbsim: the nanoBragg diffraction simulator in PyTorch."""
 
 
-def openmp_wait_policy(environ: dict, load: float) -> str | None:
-    """OMP_WAIT_POLICY for this process: PASSIVE when other work already keeps a core busy
-    (1-minute load average ``load`` >= 1), unless the user chose; None to leave it alone.
+def openmp_wait_policy(environ: dict, others_running: int) -> str | None:
+    """OMP_WAIT_POLICY for this process: PASSIVE when other processes are running on the CPUs
+    right now (``others_running`` >= 1), unless the user chose; None to leave it alone.
 
-    torch's OpenMP threads wait for work by spinning; on a loaded machine a spinning thread
+    torch's OpenMP threads wait for work by spinning; on a busy machine a spinning thread
     takes the time slice that the thread with work needs, at every parallel region: with every
     core busy, the tensor engine's 2-thread renders took 2-7x as long as with sleeping waiters.
-    On an idle machine sleeping waiters cost 1.4-2x, hence only under load
-    (reports/benchmarks/threads_under_load.md).
+    On an idle machine sleeping waiters cost 1.4-2x, hence only when the CPUs are busy now
+    (reports/benchmarks/threads_under_load.md).  The load average would not do: it counts
+    the nbsim runs that just ended, so a series of runs would slow itself down.
     """
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
         return None
-    return "PASSIVE" if load >= 1 else None
+    return "PASSIVE" if others_running >= 1 else None
+
+
+def _others_running() -> int:
+    """Processes running on the CPUs now, this one excepted (Linux /proc/loadavg; 0 elsewhere)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return max(0, int(fh.read().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def main() -> None:
     import os
 
-    try:
-        policy = openmp_wait_policy(os.environ, os.getloadavg()[0])
-    except OSError:  # no load average on this platform
-        policy = None
+    policy = openmp_wait_policy(os.environ, _others_running())
     if policy:
         os.environ["OMP_WAIT_POLICY"] = policy  # read once, when torch loads its OpenMP runtime
     cli(prog_name="nbsim")

@@ -152,32 +152,76 @@ def _lookup(h0, k0, l0, sf):
 
 
 @njit(inline="always", fastmath={"contract"})
-def _term(shape, constant_F, h, k, l, lattice, sf):
-    """F_latt^2 (times F_cell^2 unless constant) at fractional indices (h, k, l).
+def _latt(shape, h, k, l, lattice):
+    """F_latt of a built-in shape at fractional indices (h, k, l).
 
     ``lattice`` = (Na, Nb, Nc, fudge, reciprocal vectors (3, 3)).
     """
     na, nb, nc, fudge, recip = lattice
     if shape == SQUARE:
-        F = _sincg(h, na) * _sincg(k, nb) * _sincg(l, nc)
-    else:
-        dh, dk, dl = h - np.ceil(h - 0.5), k - np.ceil(k - 0.5), l - np.ceil(l - 0.5)
-        if shape == ROUND:
-            hrad = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
-            F = na * nb * nc * 0.723601254558268 * _sinc3(math.pi * math.sqrt(hrad * fudge))
-        else:
-            qx = dh * recip[0, 0] + dk * recip[1, 0] + dl * recip[2, 0]
-            qy = dh * recip[0, 1] + dk * recip[1, 1] + dl * recip[2, 1]
-            qz = dh * recip[0, 2] + dk * recip[1, 2] + dl * recip[2, 2]
-            rad = (qx * qx + qy * qy + qz * qz) * na * na * nb * nb * nc * nc
-            if shape == GAUSS:
-                F = na * nb * nc * math.exp(-(rad / 0.63 * fudge))
-            else:
-                F = na * nb * nc if rad * fudge < 0.3969 else 0.0
+        return _sincg(h, na) * _sincg(k, nb) * _sincg(l, nc)
+    dh, dk, dl = h - np.ceil(h - 0.5), k - np.ceil(k - 0.5), l - np.ceil(l - 0.5)
+    if shape == ROUND:
+        hrad = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
+        return na * nb * nc * 0.723601254558268 * _sinc3(math.pi * math.sqrt(hrad * fudge))
+    qx = dh * recip[0, 0] + dk * recip[1, 0] + dl * recip[2, 0]
+    qy = dh * recip[0, 1] + dk * recip[1, 1] + dl * recip[2, 1]
+    qz = dh * recip[0, 2] + dk * recip[1, 2] + dl * recip[2, 2]
+    rad = (qx * qx + qy * qy + qz * qz) * na * na * nb * nb * nc * nc
+    if shape == GAUSS:
+        return na * nb * nc * math.exp(-(rad / 0.63 * fudge))
+    return na * nb * nc if rad * fudge < 0.3969 else 0.0
+
+
+@njit(inline="always", fastmath={"contract"})
+def _with_F_cell(F, constant_F, h, k, l, sf):
+    """F_latt^2, times F_cell^2 unless constant (the constant one is applied by the caller)."""
     if constant_F:
         return F * F
     Fc = _lookup(np.ceil(h - 0.5), np.ceil(k - 0.5), np.ceil(l - 0.5), sf)
     return Fc * Fc * F * F
+
+
+@njit(inline="always", fastmath={"contract"})
+def _term(shape, constant_F, h, k, l, lattice, sf):
+    """F_latt^2 (times F_cell^2 unless constant) at fractional indices (h, k, l)."""
+    return _with_F_cell(_latt(shape, h, k, l, lattice), constant_F, h, k, l, sf)
+
+
+@njit(inline="always", fastmath={"contract"})
+def _running_step(I, F, constant_F, F2, h, k, l, sf, water, g):
+    """The reference's running product (-oversample_thick/_polar/_omega): the running sum takes
+    the term and is multiplied by the pass's factor ``g``, unless F_latt is exactly 0 (no water),
+    where the reference skips the evaluation."""
+    if F == 0.0 and not water:
+        return I
+    term = _with_F_cell(F, constant_F, h, k, l, sf)
+    return (I + (term * F2 if constant_F else term)) * g
+
+
+@njit(fastmath={"contract"})
+def _running_pass(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water):
+    """I[q] through the running product of every orientation of ``t`` for the first ``count``
+    pixels that survive the -dmin cut, in the reference's order."""
+    for r in range(t.shape[1]):
+        t0, t1, t2, t3, t4, t5, t6, t7, t8 = t[0, r], t[1, r], t[2, r], t[3, r], t[4, r], t[5, r], t[6, r], t[7, r], t[8, r]
+        for q in range(count):
+            h = t0 * S[0, q] + t1 * S[1, q] + t2 * S[2, q]
+            k = t3 * S[0, q] + t4 * S[1, q] + t5 * S[2, q]
+            l = t6 * S[0, q] + t7 * S[1, q] + t8 * S[2, q]
+            stepped = _running_step(I[q], _latt(shape, h, k, l, lattice), constant_F, F2, h, k, l, sf, water, g[q])
+            I[q] = stepped if alive[q] != 0.0 else I[q]
+
+
+@njit(fastmath={"contract"})
+def _running_orientations(shape, constant_F, F2, t, Sx, Sy, Sz, I, g, lattice, sf, water):
+    """One pixel's running sum ``I`` through the orientations ``t`` (9, R) at one scattering vector."""
+    for r in range(t.shape[1]):
+        h = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
+        k = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
+        l = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
+        I = _running_step(I, _latt(shape, h, k, l, lattice), constant_F, F2, h, k, l, sf, water, g)
+    return I
 
 
 @cfunc(lattice_signature(), cache=True)
@@ -213,6 +257,37 @@ def _form_pass(form, params, constant_F, t, S, count, acc, sf, hkl, F):
             hkl[count + q] = t[3, r] * S[0, q] + t[4, r] * S[1, q] + t[5, r] * S[2, q]
             hkl[2 * count + q] = t[6, r] * S[0, q] + t[7, r] * S[1, q] + t[8, r] * S[2, q]
         _form_terms(form, params, constant_F, hkl, count, F, acc, sf)
+
+
+@njit(fastmath={"contract"})
+def _form_running_pass(form, params, constant_F, F2, t, S, count, I, g, alive, sf, water, hkl, F):
+    """:func:`_running_pass` with F_latt from the lattice factor's compiled ``form``."""
+    for r in range(t.shape[1]):
+        for q in range(count):
+            hkl[q] = t[0, r] * S[0, q] + t[1, r] * S[1, q] + t[2, r] * S[2, q]
+            hkl[count + q] = t[3, r] * S[0, q] + t[4, r] * S[1, q] + t[5, r] * S[2, q]
+            hkl[2 * count + q] = t[6, r] * S[0, q] + t[7, r] * S[1, q] + t[8, r] * S[2, q]
+        form(hkl.ctypes, count, params.ctypes, F.ctypes)
+        for q in range(count):
+            stepped = _running_step(I[q], F[q], constant_F, F2, hkl[q], hkl[count + q], hkl[2 * count + q], sf,
+                                    water, g[q])
+            I[q] = stepped if alive[q] != 0.0 else I[q]
+
+
+@njit(fastmath={"contract"})
+def _form_running_orientations(form, params, constant_F, F2, t, Sx, Sy, Sz, I, g, sf, water):
+    """:func:`_running_orientations` with F_latt from the compiled ``form``."""
+    R = t.shape[1]
+    hkl = np.empty(3 * R)
+    for r in range(R):
+        hkl[r] = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
+        hkl[R + r] = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
+        hkl[2 * R + r] = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
+    F = np.empty(R)
+    form(hkl.ctypes, R, params.ctypes, F.ctypes)
+    for r in range(R):
+        I = _running_step(I, F[r], constant_F, F2, hkl[r], hkl[R + r], hkl[2 * R + r], sf, water, g)
+    return I
 
 
 @njit(fastmath={"reassoc", "contract"})
@@ -348,7 +423,8 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                   src_dir, src_lambda, dmin, polar_mode, kahn, polar_axis, nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
                   shape, lattice, form, form_params, sf, constant_F, precision, refs, deltas, source_mean,
-                  source_offsets, sf32, prefactor, I_bg):
+                  source_offsets, sf32, prefactor, I_bg, oversample_thick, oversample_polar, oversample_omega,
+                  water):
     """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices).
 
     ``geo`` (6, 4) = rows pix0, fdet, sdet, odet, beam (x, y, z, 0), then (pixel_size,
@@ -360,6 +436,10 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     ``precision`` DOUBLE, or NEAR with ``refs`` (G, 9), ``deltas`` (G, 9, M) and
     ``source_mean`` (4,) = (Σ src/λ, Σ 1/λ)/S and ``source_offsets`` (S, G, 3) =
     t̄_g·(src/λ - mean src/λ) per source, as :func:`_near_pass` describes.
+
+    With ``oversample_thick/_polar/_omega`` the factor is taken per sub-pixel (and source) and
+    multiplies the running sum after every term, as the reference does (:func:`_running_step`;
+    ``water``: no evaluation is skipped); the sums are then in double precision.
 
     Pixels are processed in blocks of PIXEL_BLOCK, every inner loop running over the block.
     """
@@ -380,6 +460,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
     n32 = (_F32(lattice[0]), _F32(lattice[1]), _F32(lattice[2]))
     F2 = sf[4] * sf[4]
     base_tables = tables[0]
+    running = oversample_thick or oversample_polar or oversample_omega
     for blk in prange((P + B - 1) // B):
         first_pixel = blk * B
         count = min(B, P - first_pixel)
@@ -397,6 +478,8 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         S = np.empty((3, B))  # scattering vectors of the current source
         alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
+        g = np.ones(B)  # what a pass multiplies the running sum by (running products)
+        before = np.empty(B)  # a block's first pass's running sum, before the shared tables took it
         form_hkl = np.empty(3 * B)  # a compiled form's Miller indices and values
         form_F = np.empty(B)
         Sb = np.empty((3, B))  # scattering vectors of the mean source
@@ -414,7 +497,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         for t in range(layers):
             odist = t * thickstep
             for q in range(count):
-                capture[q] = 1.0 if thick == 0.0 else 0.0
+                capture[q] = 1.0 if thick == 0.0 and not oversample_thick else 0.0
             for i in range(n):
                 for jj in range(n):
                     # branches stay outside the pixel loops (or become selects), so that they vectorise
@@ -435,11 +518,11 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                         R2 = math.sqrt(px * px + py * py + pz * pz)
                         d[0, q], d[1, q], d[2, q] = px / R2, py / R2, pz / R2
                         fresh = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
-                        omega[q] = fresh if omega[q] == 0.0 else omega[q]
+                        omega[q] = fresh if omega[q] == 0.0 or oversample_omega else omega[q]
                         omega_sum[q] += omega[q]
-                    if thick != 0.0:
+                    if thick != 0.0 or oversample_thick:
                         for q in range(count):
-                            if capture[q] == 0.0:
+                            if capture[q] == 0.0 or oversample_thick:
                                 parallax = d[0, q] * ox + d[1, q] * oy + d[2, q] * oz
                                 capture[q] = (math.exp(-t * thickstep * mu / parallax)
                                               - math.exp(-(t + 1) * thickstep * mu / parallax))
@@ -458,13 +541,51 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                             for q in range(count):
                                 stol = 0.5 * math.sqrt(S[0, q] * S[0, q] + S[1, q] * S[1, q] + S[2, q] * S[2, q])
                                 alive[q] = 0.0 if stol > 0.0 and dmin > 0.5 / stol else 1.0
-                        if polar_pending:  # the first non-zero factor of a surviving pass is kept
+                        if oversample_polar:  # every surviving pass takes its own factor
+                            for q in range(count):
+                                if alive[q] != 0.0:
+                                    polar[q] = _polarization(polar_mode, kahn, polar_axis, -ix, -iy, -iz,
+                                                             d[0, q], d[1, q], d[2, q])
+                        elif polar_pending:  # the first non-zero factor of a surviving pass is kept
                             polar_pending = False
                             for q in range(count):
                                 if polar[q] == 0.0 and alive[q] != 0.0:
                                     polar[q] = _polarization(polar_mode, kahn, polar_axis, -ix, -iy, -iz,
                                                              d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
+                        if running:
+                            for q in range(count):
+                                factor = 1.0
+                                if oversample_thick:
+                                    factor *= capture[q]
+                                if oversample_polar:
+                                    factor *= polar[q]
+                                if oversample_omega:
+                                    factor *= omega[q]
+                                g[q] = factor
+                            ordinal = ((t * n + i) * n + jj) * n_sources + s
+                            if variant_first != 0:
+                                for q in range(count):
+                                    before[q] = I[q]
+                            if shape == FORM:
+                                _form_running_pass(form, form_params, constant_F, F2, base_tables, S, count, I, g,
+                                                   alive, sf, water, form_hkl, form_F)
+                            else:
+                                _running_pass(shape, constant_F, F2, base_tables, S, count, I, g, alive, lattice, sf,
+                                              water)
+                            if variant_first != 0:
+                                for q in range(count):
+                                    if special[q] == ordinal and alive[q] != 0.0:
+                                        Sx, Sy, Sz = (d[0, q] + ix) * w, (d[1, q] + iy) * w, (d[2, q] + iz) * w
+                                        if shape == FORM:
+                                            I[q] = _form_running_orientations(form, form_params, constant_F, F2,
+                                                                              tables[variant_first], Sx, Sy, Sz,
+                                                                              before[q], g[q], sf, water)
+                                        else:
+                                            I[q] = _running_orientations(shape, constant_F, F2, tables[variant_first],
+                                                                         Sx, Sy, Sz, before[q], g[q], lattice, sf,
+                                                                         water)
+                            continue
                         if precision == NEAR:
                             if deltas.shape[2] > 1:
                                 for a in range(3):
@@ -493,8 +614,12 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
                             I[q] += alive[q] * (acc[q] * F2 if constant_F else acc[q])
         for q in range(count):
             value = prefactor * I[q]
-            if thick != 0.0:
+            if thick != 0.0 and not oversample_thick:
                 value *= capture[q]
-            values[first_pixel + q] = value * polar[q] * omega[q]
+            if not oversample_polar:
+                value *= polar[q]
+            if not oversample_omega:
+                value *= omega[q]
+            values[first_pixel + q] = value
             omegas[first_pixel + q] = omega_sum[q]
     return values, omegas

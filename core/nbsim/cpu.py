@@ -2,10 +2,11 @@
 
 It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the common case:
 CPU, no gradient, built-in lattice shapes and polarization models (they declare
-``cpu_kernel``), a phi policy whose orientations depend at most on whether a pass is the first
-of its row block (it declares ``pass_dependence``), no tricubic interpolation, no
-``-oversample_thick/_polar/_omega`` running products and no tracing; :func:`refusal` says
-which of these a render lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree
+``cpu_kernel``) or lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), a phi
+policy whose orientations depend at most on whether a pass is the first of its row block (it
+declares ``pass_dependence``), no tricubic interpolation and no tracing (running products of
+``-oversample_thick/_polar/_omega`` included); :func:`refusal` says which of these a render
+lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree
 with the tensor kernel to rounding (``tests/test_cpu_path.py``).
 """
 
@@ -49,7 +50,6 @@ COMPILE_NOTICE = "compiling the CPU kernel, once per installation: about 30 s"
 
 def refusal(m: Model, physics: Physics) -> str | None:
     """Why the loop cannot render ``m`` with ``physics``, or None when it can."""
-    s = m.config.sampling
     if m.device.type != "cpu":
         return f"it runs on the CPU, not on {m.device.type}"
     if m.compute_dtype not in (torch.float64, torch.float32):  # pragma: no cover - the model allows no other
@@ -58,10 +58,6 @@ def refusal(m: Model, physics: Physics) -> str | None:
         return "it computes no gradients, and a parameter requires one"
     if m.config.crystal.interpolate:
         return "its loop has no -interpolate"
-    if running_products(m):
-        flags = [f for f, on in (("-oversample_thick", s.oversample_thick), ("-oversample_polar", s.oversample_polar),
-                                 ("-oversample_omega", s.oversample_omega)) if on]
-        return f"its loop has no {' '.join(flags)}"
     if _compiled_form(physics.lattice, "evaluate", SHAPES) is None and lattice_form_of(physics.lattice) is None:
         return f"lattice factor {physics.lattice.name!r} has no compiled form"
     if _compiled_form(physics.polarization, "factor", POLARIZATIONS) is None:
@@ -120,6 +116,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
               np.zeros((1, 1, 3), np.float32))
     n = m.n_cells.numpy()
     if (m.compute_dtype != torch.float32 or _compiled_form(physics.lattice, "evaluate", SHAPES) != "square"
+            or running_products(m)
             or not np.array_equal(n, np.round(n))):
         return double
     inv_lambda = 1.0 / m.sources.wavelengths.numpy()
@@ -190,6 +187,8 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
         shape, lattice, form, np.ascontiguousarray(form_params, dtype=np.float64), sf, constant_F, precision, refs,
         deltas, source_mean, source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
+        cfg.sampling.oversample_thick, cfg.sampling.oversample_polar, cfg.sampling.oversample_omega,
+        cfg.beam.water_size != 0.0,
     )
 
     unannounced = [notice]  # the notice is considered once, before the first chunk
