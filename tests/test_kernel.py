@@ -180,3 +180,29 @@ def test_gradcheck_few_pixels():
         torch.tensor(config.beam.wavelength * 1e10, dtype=torch.float64, requires_grad=True),
     )
     assert torch.autograd.gradcheck(image, inputs, eps=1e-6, atol=1e-8, rtol=1e-4)
+
+
+def test_running_products_in_single_precision_are_taken_in_double():
+    """A Gaussian F_latt underflows to 0 in float32 where the reference's double does not, and a
+    zero F_latt skips its running-product step: float32 renders must not see those zeros."""
+    flags = ("-cell 38.6 48.1 41.2 112.5 72.6 81 -N 8 -lambda 1.533 -osc 6 -default_F 4.8 -roi 0 40 0 40 "
+             "-gauss_xtal -oversample_polar -oversample 2").split()
+    config = RunConfig.from_nanobragg_argv(flags)
+    physics = select_physics(config)
+    with torch.no_grad():
+        double = render(build_model(config), physics, engine="tensor").image
+        single = render(build_model(config, dtype=torch.float32), physics, engine="tensor").image
+    assert single.dtype == torch.float32
+    torch.testing.assert_close(single.double(), double, rtol=1e-6, atol=1e-6 * float(double.max()))
+
+
+@pytest.mark.parametrize("engine", ["tensor", "numba"])
+def test_an_overflowing_running_product_is_infinite_as_in_the_reference(engine):
+    """-oversample_omega with point pixels multiplies the running sum by 1/R^2 (~100) after every
+    term: the sum overflows to inf in every pixel, in the reference too; never 0 * inf = NaN."""
+    flags = ("-default_F 9.1 -N 5 -mosaic 1.173 -dispersion 0.51 -energy 12861.4 -pixel 0.473 -point_pixel "
+             "-cell 58.3 31.1 73.1 91.9 109.6 94.2 -oversample_omega -detpixels 16").split()
+    config = RunConfig.from_nanobragg_argv(flags)
+    with torch.no_grad():
+        image = render(build_model(config), select_physics(config), engine=engine).image
+    assert torch.isinf(image).all() and (image > 0).all()

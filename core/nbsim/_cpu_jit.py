@@ -202,7 +202,18 @@ def _running_step(I, F, constant_F, F2, h, k, l, sf, water, g):
 @njit(fastmath={"contract"})
 def _running_pass(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water):
     """I[q] through the running product of every orientation of ``t`` for the first ``count``
-    pixels that survive the -dmin cut, in the reference's order."""
+    pixels that survive the -dmin cut, in the reference's order.
+
+    The square shape with constant F gets its own loop (constants folded, no branches).
+    """
+    if shape == SQUARE and constant_F:
+        _running_pass_loop(SQUARE, True, F2, t, S, count, I, g, alive, lattice, sf, water)
+    else:
+        _running_pass_loop(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water)
+
+
+@njit(inline="always", fastmath={"contract"})
+def _running_pass_loop(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water):
     for r in range(t.shape[1]):
         t0, t1, t2, t3, t4, t5, t6, t7, t8 = t[0, r], t[1, r], t[2, r], t[3, r], t[4, r], t[5, r], t[6, r], t[7, r], t[8, r]
         for q in range(count):

@@ -269,6 +269,12 @@ def records_gradients(m: Model) -> bool:
     return torch.is_grad_enabled() and m.anchor.requires_grad
 
 
+def _scaled(x: Tensor, factor: Tensor) -> Tensor:
+    """x * factor, except that 0 stays 0 when the factor has overflowed: the reference multiplies
+    its running sum term by term, and a zero sum stays zero however large the factors."""
+    return torch.where(x == 0, torch.zeros_like(x), x * factor)
+
+
 def running_products(m: Model) -> bool:
     """Whether a ``-oversample_thick/_polar/_omega`` flag makes the sums running products."""
     s = m.config.sampling
@@ -330,10 +336,13 @@ def render_pixels(
     R = m.phisteps * m.domains
     scattering = geo["scattering"].reshape(P * Q, 3)
     water = cfg.beam.water_size != 0.0
-    cd = m.compute_dtype
+    interpolating = cfg.crystal.interpolate and interpolating
+    # Running products and the interpolation switch hinge on which F_latt are exactly 0: in
+    # single precision a factor such as the Gaussian's underflows to 0 where the reference's
+    # double does not, so these are evaluated in double precision whatever the render's dtype.
+    cd = torch.float64 if running or interpolating else m.compute_dtype
     reciprocal, n_cells, fudge = (x.to(cd) for x in (m.lattice.reciprocal, m.n_cells, m.fudge))
 
-    interpolating = cfg.crystal.interpolate and interpolating
     constant_F = m.F_grid is None or cfg.crystal.hkls == 0
     # the common case sums F_latt^2 only; the rest needs every term and its bookkeeping
     detailed = running or interpolating or collect is not None
@@ -409,15 +418,15 @@ def render_pixels(
         n_chunk = rank[..., -1]
         power = (n_chunk[..., None] - rank + 1).to(m.dtype)
         term = term.to(acc.dtype)
-        contrib = torch.where(reached, term * torch.pow(g[..., None], power), torch.zeros_like(term)).sum(-1)
-        acc = acc * torch.pow(g, n_chunk.to(m.dtype)) + contrib
+        contrib = torch.where(reached, _scaled(term, torch.pow(g[..., None], power)), torch.zeros_like(term)).sum(-1)
+        acc = _scaled(acc, torch.pow(g, n_chunk.to(m.dtype))) + contrib
         count = count + n_chunk
 
     if running:
         G = torch.pow(g, count.to(m.dtype))  # (P, Q) what each pass multiplies the running sum by
         suffix = torch.flip(torch.cumprod(torch.flip(G, (-1,)), dim=-1), (-1,))  # prod_{q' >= q}
         after = torch.cat((suffix[:, 1:], torch.ones_like(suffix[:, :1])), dim=-1)  # prod_{q' > q}
-        I = m.I_bg * suffix[:, 0] + (acc * after).sum(-1)
+        I = _scaled(m.I_bg.expand_as(suffix[:, 0]), suffix[:, 0]) + _scaled(acc, after).sum(-1)
     else:
         if constant_F and not detailed:
             acc = acc * (m.default_F * m.default_F)

@@ -37,11 +37,19 @@ def int_scale(requested: float, max_I: float) -> float:
     return 55000.0 / max_I if max_I > 0.0 else 1.0
 
 
+def _nan_to_zero(values: np.ndarray) -> np.ndarray:
+    """NaN pixels (an overflowed image times a scale of 0) become 0, in place: what the
+    reference's conversion to an integer type gives on x86, where C leaves it undefined."""
+    np.copyto(values, 0.0, where=np.isnan(values))
+    return values
+
+
 def int_pixels(image32: np.ndarray, roi, scale: float, adc: float) -> np.ndarray:
     test = image32.astype(np.float64)  # in place from here: one double-precision image at a time
-    test *= scale
+    with np.errstate(invalid="ignore"):
+        test *= scale
     test += adc
-    np.clip(test, 0.0, 65535.0, out=test)
+    np.clip(_nan_to_zero(test), 0.0, 65535.0, out=test)
     test += 0.5
     rounded = test.astype(np.float32)
     del test
@@ -57,7 +65,8 @@ def pgm_scale(requested: float, int_scale_used: float, rmsd: float) -> float:
 
 
 def pgm_bytes(image32: np.ndarray, roi, scale: float) -> bytes:
-    test = np.minimum(image32.astype(np.float64) * scale, 255.0)
+    with np.errstate(invalid="ignore"):
+        test = np.minimum(_nan_to_zero(image32.astype(np.float64) * scale), 255.0)
     pix = np.trunc(np.maximum(test, 0.0)).astype(np.uint8)
     pix[~roi_mask(image32.shape, roi)] = 0
     spixels, fpixels = image32.shape
@@ -69,7 +78,7 @@ def noise_pixels(counts: np.ndarray, roi, adc: float) -> tuple[np.ndarray, float
     """(pixels, photons, overloads) from Poisson ``counts`` (float64, same shape as the image)."""
     inside = roi_mask(counts.shape, roi)
     photons = float(counts[inside].sum())
-    test = counts + adc
+    test = _nan_to_zero(counts + adc)
     over = inside & (test > 65535.0)
     test = np.where(over, 65535.0, test)
     out = np.trunc(np.clip(test, 0.0, 65535.0)).astype(np.uint16)

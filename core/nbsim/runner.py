@@ -117,6 +117,10 @@ def run(
         )
     image32 = result.image.to(torch.float32).cpu().numpy()
     omega_sum, switch, choice = result.omega_sum, result.interpolation_switch, result.engine
+    unfinite = int(np.count_nonzero(~np.isfinite(image32)))
+    if unfinite:
+        warn(f"{unfinite} pixels are infinite or NaN (the running product overflowed, as the reference's does); "
+             "the integer images hold 0 or their maximum there")
     del result  # the full-precision image: the outputs below need only the float32 copy
     render_seconds = time.perf_counter() - started
 

@@ -27,7 +27,16 @@ class Statistics:
 
 
 def image_statistics(image32: np.ndarray, rendered: np.ndarray, roi, subpixel_size: float, oversample: int) -> Statistics:
-    """Statistics of a (spixels, fpixels) float32 image; ``rendered`` are flat raster indices."""
+    """Statistics of a (spixels, fpixels) float32 image; ``rendered`` are flat raster indices.
+
+    An image with infinite or NaN pixels (a running product that overflowed, as the reference's
+    does) gives the reference's inf and nan figures, without numpy's warnings about them.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _statistics(image32, rendered, roi, subpixel_size, oversample)
+
+
+def _statistics(image32: np.ndarray, rendered: np.ndarray, roi, subpixel_size: float, oversample: int) -> Statistics:
     flat = image32.reshape(-1)
     # temporaries freed as soon as they are summed, squares taken in place: a few bytes per
     # pixel at the peak instead of tens (same operations, same results)
