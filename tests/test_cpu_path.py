@@ -46,7 +46,7 @@ def hkl(tmp_path):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_numba_matches_tensor_kernel(variant, policy):
     config = RunConfig.from_nanobragg_argv((BASE + " " + VARIANTS[variant]).split())
-    physics = select_physics(config, phi_policy=policy, options={"--c-threads": 3} if policy == "c-parity" else None)
+    physics = select_physics(config, phi_policy=policy, options={"threads": 3} if policy == "c-parity" else None)
     m = build_model(config)
     with torch.no_grad():
         assert cpu.refusal(m, physics) is None
@@ -67,7 +67,7 @@ def test_numba_with_a_plugin_lattice_compiled_form(policy, with_hkl, running, hk
              + (" -oversample 2 -oversample_omega -oversample_polar" if running else ""))
     config = RunConfig.from_nanobragg_argv(flags.split())
     physics = select_physics(config, lattice="sphere", phi_policy=policy,
-                             options={"--c-threads": 3} if policy == "c-parity" else None)
+                             options={"threads": 3} if policy == "c-parity" else None)
     m = build_model(config)
     with torch.no_grad():
         tensor = render(m, physics, engine="tensor").image
@@ -134,7 +134,7 @@ def test_single_precision_loop_is_close(case, structure_factors, policy, hkl):
     # N is whole on the command line; the Python API also takes real numbers
     params = {"n_cells": torch.tensor([4.5, 4.0, 4.0], dtype=torch.float64)} if "N=4.5" in argv else None
     config = RunConfig.from_nanobragg_argv(argv.replace("N=4.5", "").split())
-    physics = select_physics(config, phi_policy=policy, options={"--c-threads": 3} if policy == "c-parity" else None)
+    physics = select_physics(config, phi_policy=policy, options={"threads": 3} if policy == "c-parity" else None)
     single_model = build_model(config, dtype=torch.float32, params=params)
     tables, _ = cpu._variant_tables(single_model, physics)
     plan = cpu._precision_plan(single_model, physics, tables)

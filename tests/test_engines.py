@@ -149,3 +149,26 @@ def test_verbose_and_provenance_say_which_engine_and_why(tmp_path, monkeypatch):
     assert "nbsim: engine tensor (auto: 1.64e+04 sub-evaluations (below numba's 2e+06))\n" in result.stderr
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["engine"] == {"name": "tensor", "reason": "auto: 1.64e+04 sub-evaluations (below numba's 2e+06)"}
+
+
+@attrs.frozen
+class OrientationsOnly:
+    """A third-party phi policy with orientations only (no shared_tables)."""
+
+    name: str = "orientations-only"
+    row_blocks: int = 1
+
+    def configure(self, options):
+        return self
+
+    def orientations(self, base, phi, spindle, passes):
+        from nbsim.vectors import rotate_axis
+
+        return rotate_axis(base[None, :, :], spindle, phi[:, None])[None]
+
+
+def test_a_policy_without_shared_tables_is_named():
+    base = select_physics(RunConfig.from_nanobragg_argv(LARGE.split()))
+    choice, _, _ = _choice(LARGE, physics=Physics(OrientationsOnly(), base.lattice, base.polarization))
+    assert choice.name == "tensor"
+    assert "numba: phi policy 'orientations-only' has no shared_tables" in choice.reason

@@ -53,7 +53,7 @@ def test_chunk_size_does_not_change_the_image(policy):
     config = RunConfig.from_nanobragg_argv(
         (BASE + " -phi 0 -osc 3 -phisteps 3 -mosaic 1 -mosaic_dom 4 -oversample 2 -oversample_omega").split())
     m = build_model(config)
-    physics = select_physics(config, phi_policy=policy, options={"--c-threads": 2} if policy == "c-parity" else None)
+    physics = select_physics(config, phi_policy=policy, options={"threads": 2} if policy == "c-parity" else None)
     big = render(m, physics, max_memory=1 << 30).image
     small = render(m, physics, max_memory=20_000).image  # one pixel at a time
     assert memory_plan(m, 20_000)[0] == 1 and memory_plan(m, 1 << 30)[0] > 1
@@ -62,13 +62,34 @@ def test_chunk_size_does_not_change_the_image(policy):
     assert torch.allclose(big, tiny, rtol=1e-13, atol=0)
 
 
+@attrs.frozen
+class PerPassPolicy:
+    """A policy as a third party might write it: orientations only, no shared_tables."""
+
+    inner: object
+
+    @property
+    def name(self):
+        return self.inner.name
+
+    @property
+    def row_blocks(self):
+        return self.inner.row_blocks
+
+    def configure(self, options):
+        return self
+
+    def orientations(self, base, phi, spindle, passes):
+        return self.inner.orientations(base, phi, spindle, passes)
+
+
 def test_two_orientation_tables_match_one_table_per_pass():
     """c-parity declares that only a block's first pass differs: the kernel then uses two tables."""
     config = RunConfig.from_nanobragg_argv(
         (BASE + " -phi 0 -osc 2 -phisteps 3 -mosaic 1 -mosaic_dom 4 -oversample 2").split())
     m = build_model(config)
-    physics = select_physics(config, phi_policy="c-parity", options={"--c-threads": 2})
-    per_pass = attrs.evolve(physics, policy=attrs.evolve(physics.policy, pass_dependence="unknown"))
+    physics = select_physics(config, phi_policy="c-parity", options={"threads": 2})
+    per_pass = attrs.evolve(physics, policy=PerPassPolicy(physics.policy))
     two_tables = render(m, physics, engine="tensor").image
     assert torch.allclose(two_tables, render(m, per_pass, engine="tensor").image, rtol=1e-13, atol=0)
     spec = render(m, select_physics(config, phi_policy="spec"), engine="tensor").image
@@ -106,9 +127,9 @@ def test_render_stays_within_the_memory_budget(variant, tmp_path):
         flags += f" -hkl {hkl}" + (" -interpolate" if variant == "interpolation" else "")
     config = RunConfig.from_nanobragg_argv(f"{BASE} {flags}".split())
     m = build_model(config)
-    physics = select_physics(config, phi_policy="c-parity", options={"--c-threads": 2})
+    physics = select_physics(config, phi_policy="c-parity", options={"threads": 2})
     if variant == "per_pass_tables":  # as a third-party policy that declares nothing
-        physics = attrs.evolve(physics, policy=attrs.evolve(physics.policy, pass_dependence=None))
+        physics = attrs.evolve(physics, policy=PerPassPolicy(physics.policy))
     budget = 2 << 20
     with torch.no_grad(), LiveTensorBytes() as live:
         image = render(m, physics, engine="tensor", max_memory=budget).image

@@ -106,7 +106,7 @@ def _plugin_choices(system, phi_policy: str, plugin_values: dict) -> dict:
         if value is not None and spec.owner != phi_policy:
             raise UsageError(f"{spec.name} belongs to --phi-policy {spec.owner}, not {phi_policy}")
         if spec.owner == phi_policy:
-            chosen[spec.name] = spec.default if value is None else value
+            chosen[spec.keyword] = spec.default if value is None else value
     return chosen
 
 

@@ -35,7 +35,7 @@ def select_physics(
     Without ``lattice`` the nanoBragg shape flag decides (square, round, gauss, tophat);
     without ``polarization`` ``-nopolar`` selects ``none`` and anything else ``kahn`` (with
     ``-oversample_polar`` the reference computes Kahn's factor even under ``-nopolar``).
-    ``options`` are plugin options (``{"--c-threads": 2}``) passed to the policy's
+    ``options`` are plugin options (``{"threads": 2}``, by the keyword each was registered with) passed to the policy's
     ``configure``.
     """
     system = system or load_plugins()

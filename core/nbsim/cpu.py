@@ -4,7 +4,7 @@ It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the comm
 CPU, no gradient, built-in lattice shapes and polarization models (they declare
 ``cpu_kernel``) or lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), a phi
 policy whose orientations depend at most on whether a pass is the first of its row block (it
-declares ``pass_dependence``), no tricubic interpolation and no tracing (running products of
+offers ``shared_tables``), no tricubic interpolation and no tracing (running products of
 ``-oversample_thick/_polar/_omega`` included); :func:`refusal` says which of these a render
 lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree
 with the tensor kernel to rounding (``tests/test_cpu_path.py``).
@@ -63,7 +63,7 @@ def refusal(m: Model, physics: Physics) -> str | None:
     if _compiled_form(physics.polarization, "factor", POLARIZATIONS) is None:
         return f"polarization model {physics.polarization.name!r} has no compiled form"
     if not PassOrientations.shared(physics):
-        return f"phi policy {physics.policy.name!r} declares no pass_dependence"
+        return f"phi policy {physics.policy.name!r} has no shared_tables (its orientations may differ per pass)"
     if loop() is None:  # pragma: no cover - numba is a dependency
         return "numba is not installed"
     return None

@@ -60,10 +60,12 @@ def nbsim_register_options(register: Callable[..., None]) -> None:
     """Register command-line options of ``nbsim run`` that a plugin needs.
 
     Called once when the command line is built.  Call
-    ``register(name, *, type, default, help, owner)`` for each option: ``name`` is the
-    double-dash spelling (``"--c-threads"``), ``owner`` the name of the registered object the
-    option configures (its value reaches that object's ``configure(options)``).  Giving the
-    option while another object is selected is an error.
+    ``register(name, *, keyword, type, default, help, owner)`` for each option: ``name`` is the
+    double-dash spelling (``"--c-threads"``), ``keyword`` the Python name under which its value
+    reaches the object's ``configure(options)`` (``"threads"``; default: the spelling without
+    dashes, ``-`` as ``_``), ``owner`` the name of the registered object the option configures.
+    Python callers pass the same keywords (``select_physics(..., options={"threads": 2})``).
+    Giving the option while another object is selected is an error.
 
     :param register: callable declaring one option.
     """

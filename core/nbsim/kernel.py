@@ -19,7 +19,6 @@ number of phi steps and domains.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import attrs
@@ -44,7 +43,7 @@ GRADIENT_FACTOR = 1.7
 #: bytes of working memory per pass
 BYTES_PER_PASS = 600
 #: more bytes per sub-evaluation where every pass has lattices of its own (a phi policy that
-#: declares no ``pass_dependence``): the gathered and the rotated lattice vectors, 72 each, and
+#: has no ``shared_tables``): the gathered and the rotated lattice vectors, 72 each, and
 #: the products between them; and per pass and phi step, the policy's own table
 BYTES_PER_PASS_LATTICE = 216
 BYTES_PER_PASS_TABLE = 72
@@ -147,11 +146,9 @@ def chunk_passes(m: Model, idx: Tensor, survive: Tensor, order: PassOrder) -> Pa
 
 
 def variant_tables(m: Model, physics: Physics) -> Tensor:
-    """Phi-step lattices (V, F, 3, 3) of a policy whose ``pass_dependence`` is "none" or
-    "first-in-block": row 0 for a block's later passes, row 1 (V == 2) for its first pass."""
-    ints = functools.partial(torch.tensor, device=m.device)
-    probe = Passes(ordinal=ints([1, 0]), block=ints([0, 0]), executed=ints([True, True]), block_first=ints([0]))
-    return physics.policy.orientations(m.base_vectors, m.phi, m.spindle, probe)
+    """Phi-step lattices (V, F, 3, 3) of a policy with ``shared_tables`` (nbsim.protocols):
+    row 0 for a block's later passes, row 1 (V == 2) for its first pass."""
+    return physics.policy.shared_tables(m.base_vectors, m.phi, m.spindle)
 
 
 @attrs.frozen
@@ -159,9 +156,9 @@ class PassOrientations:
     """The phi-step lattices of a chunk's passes.
 
     ``tables`` (V, F, 3, 3); ``row`` (N,) the table of each pass, or None where V == 1 (every
-    pass shares it) or V == N (one per pass, in order).  A policy that declares its
-    ``pass_dependence`` needs at most two tables, which keeps every pass on a shared matrix
-    product and no (pass, orientation) lattice in memory.
+    pass shares it) or V == N (one per pass, in order).  A policy with ``shared_tables`` needs
+    at most two tables, which keeps every pass on a shared matrix product and no (pass,
+    orientation) lattice in memory.
     """
 
     tables: Tensor
@@ -169,8 +166,8 @@ class PassOrientations:
 
     @staticmethod
     def shared(physics: Physics) -> bool:
-        """Whether the policy's declared ``pass_dependence`` lets passes share (two) tables."""
-        return getattr(physics.policy, "pass_dependence", None) in ("none", "first-in-block")
+        """Whether the policy offers ``shared_tables``: its passes share (at most two) tables."""
+        return callable(getattr(type(physics.policy), "shared_tables", None))
 
     @classmethod
     def of(cls, m: Model, physics: Physics, passes: Passes) -> PassOrientations:

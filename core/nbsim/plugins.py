@@ -51,7 +51,8 @@ class PluginInfo:
 class OptionSpec:
     """A command-line option a plugin adds to ``nbsim run``."""
 
-    name: str  # "--c-threads"
+    name: str  # its command-line spelling: "--c-threads"
+    keyword: str  # its Python name, the key configure() receives: "threads"
     type: Any
     default: Any
     help: str
@@ -148,8 +149,9 @@ def build_system(*, entry_points: bool = True, extra: tuple[Any, ...] = ()) -> P
     ):
         provided += _call_register_hook(system, hook_name, registry)
     for impl in pm.hook.nbsim_register_options.get_hookimpls():
-        def register_option(name, *, type=str, default=None, help="", owner, _plugin=impl.plugin_name):
-            system.options.append(OptionSpec(name, type, default, help, owner, _plugin))
+        def register_option(name, *, keyword=None, type=str, default=None, help="", owner, _plugin=impl.plugin_name):
+            keyword = keyword or name.lstrip("-").replace("-", "_")
+            system.options.append(OptionSpec(name, keyword, type, default, help, owner, _plugin))
 
         impl.function(register=register_option)
 

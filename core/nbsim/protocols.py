@@ -47,10 +47,12 @@ class PhiPolicy(Protocol):
 
     ``row_blocks`` is the number of contiguous row blocks the policy distinguishes (the
     reference program's OpenMP thread count; 1 when the policy does not depend on it).
-    Optional capability ``pass_dependence``: ``"none"`` (every pass gets the same
-    orientations) or ``"first-in-block"`` (only a block's first executed pass differs) lets
-    the compiled CPU path (``nbsim.cpu``) render with the policy, and the tensor kernel keep
-    two orientation tables instead of one per pass (the contract suite checks the claim).
+    Optional method ``shared_tables(base, phi, spindle) -> (V, F, 3, 3)``, for a policy whose
+    orientations depend on a pass at most through whether it is its row block's first executed
+    pass: V = 1 when every pass gets the same orientations, V = 2 when that first pass differs
+    (row 0: the other passes, row 1: the first).  It lets the numba engine render with the
+    policy and the tensor kernel keep two tables instead of one per pass; the contract suite
+    checks it against ``orientations``.
     """
 
     name: str

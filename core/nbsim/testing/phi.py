@@ -108,18 +108,19 @@ class BasePhiPolicyTests(ContractSuite):
         out = implementation.orientations(base, torch.zeros(1, dtype=base.dtype), spindle, passes)
         assert torch.allclose(out, base.expand_as(out), rtol=0, atol=math.ulp(1e-8))
 
-    def test_declared_pass_dependence_holds(self, implementation):
-        """A declared ``pass_dependence`` lets renderers use two tables instead of one per pass."""
-        dependence = getattr(implementation, "pass_dependence", None)
-        if dependence is None:
-            pytest.skip("the policy declares no pass_dependence")
-        assert dependence in ("none", "first-in-block")
+    @pytest.mark.parametrize("angles", ["with zero steps", "without"])
+    def test_shared_tables_match_orientations(self, implementation, angles):
+        """``shared_tables`` lets renderers use one or two tables instead of one per pass: every
+        pass must get row 0, and a block's first executed pass row 1 where there are two."""
+        if not callable(getattr(type(implementation), "shared_tables", None)):
+            pytest.skip("the policy offers no shared_tables")
         base, phi, spindle, passes = phi_inputs()
+        if angles == "without":
+            phi = phi + 0.3
+        tables = implementation.shared_tables(base, phi, spindle)
+        assert tables.dim() == 4 and tables.shape[0] in (1, 2) and tables.shape[1:] == (phi.shape[0], 3, 3)
         N = passes.ordinal.shape[0]
         out = _expand(implementation.orientations(base, phi, spindle, passes), N)
         first = passes.first_in_block & passes.executed
-        if dependence == "none":
-            first = torch.zeros_like(first)
-        for group in (first, ~first):
-            if group.any():
-                assert torch.equal(out[group], out[group][:1].expand_as(out[group]))
+        row = first.to(torch.int64) if tables.shape[0] == 2 else torch.zeros(N, dtype=torch.int64)
+        assert torch.equal(out, tables[row])

@@ -50,14 +50,13 @@ class CParityPolicy:
 
     threads: int = attrs.field(default=1, validator=_positive_threads)
     name: str = "c-parity"
-    pass_dependence: str = "first-in-block"  # only a block's first executed pass differs
 
     @property
     def row_blocks(self) -> int:
         return self.threads
 
     def configure(self, options: Mapping[str, Any]) -> "CParityPolicy":
-        threads = options.get(THREADS_OPTION)
+        threads = options.get("threads")
         return self if threads is None else attrs.evolve(self, threads=threads)
 
     def tables(self, base: Tensor, phi: Tensor, spindle: Tensor) -> tuple[Tensor, Tensor]:
@@ -74,12 +73,17 @@ class CParityPolicy:
         later_src = torch.where(latest >= 0, latest, torch.where(last >= 0, last, torch.full_like(latest, F)))
         return table[first_src], table[later_src]
 
-    def orientations(self, base: Tensor, phi: Tensor, spindle: Tensor, passes: Passes) -> Tensor:
+    def shared_tables(self, base: Tensor, phi: Tensor, spindle: Tensor) -> Tensor:
+        """(2, F, 3, 3) [later passes, a block's first executed pass], or (1, F, 3, 3) when they agree."""
         first, later = self.tables(base, phi, spindle)
-        if bool(torch.equal(first, later)):
-            return later[None]
+        return later[None] if bool(torch.equal(first, later)) else torch.stack((later, first))
+
+    def orientations(self, base: Tensor, phi: Tensor, spindle: Tensor, passes: Passes) -> Tensor:
+        tables = self.shared_tables(base, phi, spindle)
+        if tables.shape[0] == 1:
+            return tables
         is_first = passes.first_in_block & passes.executed
-        return torch.where(is_first[:, None, None, None], first[None], later[None])
+        return torch.where(is_first[:, None, None, None], tables[1][None], tables[0][None])
 
 
 class CParityPlugin:
@@ -89,7 +93,7 @@ class CParityPlugin:
 
     @hookimpl
     def nbsim_register_options(self, register):
-        register(THREADS_OPTION, type=int, default=1, owner="c-parity",
+        register(THREADS_OPTION, keyword="threads", type=int, default=1, owner="c-parity",
                  help="OpenMP thread count of the reference run to reproduce (its rows split into this many blocks)")
 
 

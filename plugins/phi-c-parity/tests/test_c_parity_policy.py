@@ -47,8 +47,8 @@ def test_no_zero_step_or_all_zero_gives_one_table():
 
 def test_threads_must_be_positive():
     with pytest.raises(UsageError, match="--c-threads"):
-        CParityPolicy().configure({"--c-threads": 0})
-    assert CParityPolicy().configure({"--c-threads": 3}).row_blocks == 3
+        CParityPolicy().configure({"threads": 0})
+    assert CParityPolicy().configure({"threads": 3}).row_blocks == 3
 
 
 ARGV = ("-cell 100 100 100 90 90 90 -default_F 100 -lambda 6.2 -N 5 -distance 100 -pixel 0.4 -detpixels 9 "
@@ -60,7 +60,7 @@ def test_thread_blocks_differ_exactly_at_their_first_pixel(threads):
     config = RunConfig.from_nanobragg_argv(ARGV.split())
     m = build_model(config)
     one = render(m, select_physics(config, phi_policy="c-parity")).image
-    many = render(m, select_physics(config, phi_policy="c-parity", options={"--c-threads": threads})).image
+    many = render(m, select_physics(config, phi_policy="c-parity", options={"threads": threads})).image
     rows = 9
     q, r = divmod(rows, threads)
     starts = [t * q + min(t, r) for t in range(threads) if (q + (t < r)) > 0]

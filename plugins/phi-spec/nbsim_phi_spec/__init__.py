@@ -26,14 +26,16 @@ __version__ = "0.1.0"
 class SpecPolicy:
     name: str = "spec"
     row_blocks: int = 1
-    pass_dependence: str = "none"  # the same orientations for every pass
 
     def configure(self, options: Mapping[str, Any]) -> "SpecPolicy":
         return self
 
+    def shared_tables(self, base: Tensor, phi: Tensor, spindle: Tensor) -> Tensor:
+        """One table (1, F, 3, 3): every pass gets the same orientations."""
+        return rotate_axis(base[None, :, :], spindle, phi[:, None])[None]
+
     def orientations(self, base: Tensor, phi: Tensor, spindle: Tensor, passes: Passes) -> Tensor:
-        rotated = rotate_axis(base[None, :, :], spindle, phi[:, None])  # (F, 3, 3)
-        return rotated[None]
+        return self.shared_tables(base, phi, spindle)
 
 
 class SpecPlugin:
