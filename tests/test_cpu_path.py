@@ -31,6 +31,9 @@ VARIANTS = {
     "running_polar_dmin_sources": "-oversample_polar -dmin 2.2 -divergence 1 -divsteps 3 -dispersion 1 -dispsteps 2",
     "running_nopolar": "-nopolar -oversample_polar -round_xtal",
     "running_thick_zero": "-oversample_thick -gauss_xtal",
+    "running_dmin_water_polar": "-dmin 2.2 -water 50 -polar 0.9 -oversample 2 -oversample_omega",
+    "running_thick_omega_layers": "-oversample 2 -detector_thick 200 -detector_abs 300 -thicksteps 2 "
+                                  "-oversample_thick -oversample_omega",
 }
 
 
@@ -147,6 +150,21 @@ def test_single_precision_loop_is_close(case, structure_factors, policy, hkl):
     assert single.dtype == torch.float32
     peak = reference.abs().max()
     assert ((single.double() - reference).abs() <= 1e-5 * reference.abs() + 1e-6 * peak).all()
+
+
+def test_compiled_engine_on_a_tiny_case():
+    """The torch.compile engine in the default run (the slow test below covers more): a tiny
+    render, compiled once (cached on disk afterwards), against the tensor kernel."""
+    if not compiled.available(torch.device("cpu")):
+        pytest.skip("torch.compile needs a C++ compiler here")
+    config = RunConfig.from_nanobragg_argv(f"{BASE} -detpixels 4 -mosaic 1 -mosaic_dom 3".split())
+    physics = select_physics(config)
+    m = build_model(config)
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor").image
+        fused = render(m, physics, engine="compiled")
+    assert fused.engine.name == "compiled"
+    assert torch.allclose(fused.image, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
 @pytest.mark.slow
