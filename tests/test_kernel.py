@@ -206,3 +206,32 @@ def test_an_overflowing_running_product_is_infinite_as_in_the_reference(engine):
     with torch.no_grad():
         image = render(build_model(config), select_physics(config), engine=engine).image
     assert torch.isinf(image).all() and (image > 0).all()
+
+
+def test_the_trace_hook_receives_what_its_documentation_says():
+    """Keys and shapes of nbsim_trace's tensors (nbsim.hookspecs) for two traced pixels."""
+    flags = (BASE + " -oversample 2 -mosaic 1 -mosaic_dom 3 -phi 0 -osc 1 -phisteps 2 -divergence 1 -divsteps 2"
+             " -detector_thick 100 -thicksteps 2").split()
+    config = RunConfig.from_nanobragg_argv(flags)
+    m = build_model(config)
+    P, T, n, S, R = 2, m.thicksteps, m.oversample, m.n_sources, m.phisteps * m.domains
+    Q = T * n * n * S
+    seen = {}
+    with torch.no_grad():
+        render(m, select_physics(config), trace=lambda stage, chunk, tensors: seen.setdefault(stage, (chunk, tensors)),
+               traced=[(1, 2), (3, 4)])
+    assert list(seen) == ["geometry", "scattering", "pixel"]
+    chunk, geo = seen["geometry"]
+    assert chunk["fast"] == [1, 3] and chunk["slow"] == [2, 4] and chunk["format"] == "printout"
+    shapes = {k: tuple(v.shape) for k, v in geo.items()}
+    assert shapes == {"fast": (P,), "slow": (P,), "position": (P, T, n, n, 3), "diffracted": (P, T, n, n, 3),
+                      "airpath": (P, T, n, n), "omega": (P, T, n, n), "capture": (P, T, n, n),
+                      "scattering": (P, T, n, n, S, 3), "survive": (P, T, n, n, S), "polar": (P, T, n, n, S),
+                      "incident": (S, 3)}
+    scattering = seen["scattering"][1]
+    assert {k: tuple(scattering[k].shape) for k in ("hkl", "hkl0", "F_latt", "F_cell", "term")} == {
+        "hkl": (P, Q, R, 3), "hkl0": (P, Q, R, 3), "F_latt": (P, Q, R), "F_cell": (P, Q, R), "term": (P, Q, R)}
+    assert scattering["lattice"].shape[1:] == (R, 3, 3) and scattering["r0"] == 0
+    pixel = seen["pixel"][1]
+    assert {k: tuple(pixel[k].shape) for k in ("I", "value", "omega", "capture", "polar")} == dict.fromkeys(
+        ("I", "value", "omega", "capture", "polar"), (P,))

@@ -75,15 +75,29 @@ def nbsim_register_options(register: Callable[..., None]) -> None:
 def nbsim_trace(stage: str, chunk: Mapping[str, Any], tensors: Mapping[str, Any]) -> None:
     """Receive intermediate quantities of traced pixels.
 
-    Called during rendering, once per chunk and stage, only when some pixel of the chunk is
+    Called once per render and stage, after the image is rendered, only when some pixel is
     traced (``-printout``, ``-printout_pixel``, ``-trace_pixel``) and some plugin implements
-    this hook.  Stages, in order: ``"geometry"`` (sub-pixel positions, diffracted directions,
-    solid angle, capture fraction), ``"scattering"`` (scattering vector, fractional and
-    rounded hkl, F_cell, F_latt, polarization for each sub-evaluation) and ``"pixel"``
-    (accumulated intensity, the applied factors and the final pixel value).
+    this hook.  The traced pixels are evaluated again, one at a time, by the tensor kernel
+    (whatever engine rendered the image), in double precision on the render's device.
 
-    :param stage: one of ``"geometry"``, ``"scattering"``, ``"pixel"``.
-    :param chunk: facts about the chunk: ``fast`` and ``slow`` indices of the traced pixels,
-        ``steps``, the config, the loop sizes.
-    :param tensors: tensors of the traced pixels only, first dimension = traced pixel.
+    Shapes: P traced pixels, T sensor layers, n sub-pixels per side, S sources, Q = T*n*n*S
+    passes per pixel, R = phi steps x mosaic domains (phi-major).  Lengths in metres,
+    reciprocal quantities in Å⁻¹.
+
+    * ``"geometry"``: ``fast``, ``slow`` (P,) indices; ``position`` (P, T, n, n, 3) sub-pixel
+      positions; ``diffracted`` (P, T, n, n, 3) unit vectors; ``airpath`` (P, T, n, n);
+      ``omega`` (P, T, n, n) solid angles; ``capture`` (P, T, n, n) capture fractions, or
+      None without a sensor thickness; ``scattering`` (P, T, n, n, S, 3); ``survive``
+      (P, T, n, n, S) bool, passes left by ``-dmin``; ``polar`` (P, T, n, n, S); ``incident``
+      (S, 3) the sources' unit vectors (the same for every pixel).
+    * ``"scattering"``: ``hkl``, ``hkl0`` (P, Q, R, 3) fractional and nearest indices;
+      ``F_latt``, ``F_cell``, ``term`` (P, Q, R); ``lattice`` (1 or P*Q, R, 3, 3) the lattice
+      vectors (rows a, b, c); ``r0`` the first orientation of the block (an int).
+    * ``"pixel"``: ``I``, ``value``, ``omega``, ``capture``, ``polar`` (P,) the accumulated
+      intensity, the pixel value and the factors it was multiplied by; ``steps`` (an int).
+
+    :param stage: one of ``"geometry"``, ``"scattering"``, ``"pixel"``, in that order.
+    :param chunk: plain facts: ``fast`` and ``slow`` (lists of the traced pixels' indices),
+        ``steps``, ``config`` (the RunConfig), ``wavelength`` (m), ``format`` ("printout").
+    :param tensors: as listed above; read them, never modify them.
     """

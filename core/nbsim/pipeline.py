@@ -185,11 +185,17 @@ def _trace_pixels(m, physics, order, traced, trace, switch_pixel) -> None:
         trace(stage, chunk, stages[stage])
 
 
+#: trace tensors that are the same for every pixel (not joined along the pixel dimension)
+_SHARED_TRACE_KEYS = ("incident",)
+
+
 def _concat(parts: list[dict]) -> dict:
     """Join per-pixel trace records along the pixel dimension."""
     out = {}
     for key, first in parts[0].items():
-        if isinstance(first, Tensor) and first.dim() > 0 and key != "lattice":
+        if key in _SHARED_TRACE_KEYS:
+            out[key] = first
+        elif isinstance(first, Tensor) and first.dim() > 0 and key != "lattice":
             out[key] = torch.cat([p[key] for p in parts])
         elif key == "lattice":
             out[key] = torch.cat([p[key] for p in parts]) if first.shape[0] != 1 else first
