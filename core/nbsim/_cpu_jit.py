@@ -263,6 +263,29 @@ def _form_terms(form, params, constant_F, hkl, n, F, acc, sf):
         acc[q] += term
 
 
+@njit(inline="always", fastmath={"contract"})
+def _block_indices(t, r, S, count, hkl):
+    """Miller indices of orientation ``r`` of ``t`` for the block's first ``count`` scattering
+    vectors, laid out as a compiled form takes them: h[0:count], k[...], l[...]."""
+    for q in range(count):
+        hkl[q] = t[0, r] * S[0, q] + t[1, r] * S[1, q] + t[2, r] * S[2, q]
+        hkl[count + q] = t[3, r] * S[0, q] + t[4, r] * S[1, q] + t[5, r] * S[2, q]
+        hkl[2 * count + q] = t[6, r] * S[0, q] + t[7, r] * S[1, q] + t[8, r] * S[2, q]
+
+
+@njit(inline="always", fastmath={"contract"})
+def _orientation_indices(t, Sx, Sy, Sz):
+    """Miller indices of every orientation of ``t`` (9, R) at one scattering vector, laid out as
+    a compiled form takes them: h[0:R], k[...], l[...]."""
+    R = t.shape[1]
+    hkl = np.empty(3 * R)
+    for r in range(R):
+        hkl[r] = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
+        hkl[R + r] = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
+        hkl[2 * R + r] = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
+    return hkl
+
+
 @njit(fastmath={"reassoc", "contract"})
 def _form_pass(form, params, constant_F, t, S, count, acc, sf, hkl, F):
     """acc[q] = Σ_r term at h = t[:, r]·S[:, q] for the first ``count`` pixels, F_latt from the
@@ -270,10 +293,7 @@ def _form_pass(form, params, constant_F, t, S, count, acc, sf, hkl, F):
     for q in range(count):
         acc[q] = 0.0
     for r in range(t.shape[1]):
-        for q in range(count):
-            hkl[q] = t[0, r] * S[0, q] + t[1, r] * S[1, q] + t[2, r] * S[2, q]
-            hkl[count + q] = t[3, r] * S[0, q] + t[4, r] * S[1, q] + t[5, r] * S[2, q]
-            hkl[2 * count + q] = t[6, r] * S[0, q] + t[7, r] * S[1, q] + t[8, r] * S[2, q]
+        _block_indices(t, r, S, count, hkl)
         _form_terms(form, params, constant_F, hkl, count, F, acc, sf)
 
 
@@ -281,10 +301,7 @@ def _form_pass(form, params, constant_F, t, S, count, acc, sf, hkl, F):
 def _form_running_pass(form, params, constant_F, F2, t, S, count, I, g, alive, sf, water, hkl, F):
     """:func:`_running_pass` with F_latt from the lattice factor's compiled ``form``."""
     for r in range(t.shape[1]):
-        for q in range(count):
-            hkl[q] = t[0, r] * S[0, q] + t[1, r] * S[1, q] + t[2, r] * S[2, q]
-            hkl[count + q] = t[3, r] * S[0, q] + t[4, r] * S[1, q] + t[5, r] * S[2, q]
-            hkl[2 * count + q] = t[6, r] * S[0, q] + t[7, r] * S[1, q] + t[8, r] * S[2, q]
+        _block_indices(t, r, S, count, hkl)
         form(hkl.ctypes, count, params.ctypes, F.ctypes)
         for q in range(count):
             stepped = _running_step(I[q], F[q], constant_F, F2, hkl[q], hkl[count + q], hkl[2 * count + q], sf,
@@ -296,11 +313,7 @@ def _form_running_pass(form, params, constant_F, F2, t, S, count, I, g, alive, s
 def _form_running_orientations(form, params, constant_F, F2, t, Sx, Sy, Sz, I, g, sf, water):
     """:func:`_running_orientations` with F_latt from the compiled ``form``."""
     R = t.shape[1]
-    hkl = np.empty(3 * R)
-    for r in range(R):
-        hkl[r] = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
-        hkl[R + r] = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
-        hkl[2 * R + r] = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
+    hkl = _orientation_indices(t, Sx, Sy, Sz)
     F = np.empty(R)
     form(hkl.ctypes, R, params.ctypes, F.ctypes)
     for r in range(R):
@@ -312,11 +325,7 @@ def _form_running_orientations(form, params, constant_F, F2, t, Sx, Sy, Sz, I, g
 def _form_orientation_sum(form, params, constant_F, t, Sx, Sy, Sz, sf):
     """Σ over the orientations ``t`` (9, R) at one scattering vector, F_latt from ``form``."""
     R = t.shape[1]
-    hkl = np.empty(3 * R)
-    for r in range(R):
-        hkl[r] = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
-        hkl[R + r] = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
-        hkl[2 * R + r] = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
+    hkl = _orientation_indices(t, Sx, Sy, Sz)
     terms = np.zeros(R)
     _form_terms(form, params, constant_F, hkl, R, np.empty(R), terms, sf)
     total = 0.0
