@@ -6,8 +6,8 @@ CPU, no gradient, built-in lattice shapes and polarization models (they declare
 policy whose orientations depend at most on whether a pass is the first of its row block (it
 offers ``shared_tables``), no tricubic interpolation and no tracing (running products of
 ``-oversample_thick/_polar/_omega`` included); :func:`refusal` says which of these a render
-lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree
-with the tensor kernel to rounding (``tests/test_cpu_path.py``).
+lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree with the tensor kernel
+to rounding (``tests/test_cpu_path.py``).
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
     precision, refs, deltas, source_mean, source_offsets = _precision_plan(m, physics, tables)
     lattice = (*(float(v) for v in m.n_cells), float(m.fudge), m.lattice.reciprocal.numpy())
     shape, form = _lattice_code(physics)
-    form_params = np.concatenate((m.n_cells.numpy(), [float(m.fudge)], m.lattice.reciprocal.numpy().reshape(-1)))
+    form_params = np.ascontiguousarray(np.concatenate(  # a compiled form's params (nbsim.compiled_forms)
+        (m.n_cells.numpy(), [float(m.fudge)], m.lattice.reciprocal.numpy().reshape(-1))), dtype=np.float64)
     assert form_params.shape == (LATTICE_PARAMS,)
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
@@ -185,7 +186,7 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
         POLARIZATIONS[_compiled_form(physics.polarization, "factor", POLARIZATIONS)], float(m.kahn),
         m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
-        shape, lattice, form, np.ascontiguousarray(form_params, dtype=np.float64), sf, constant_F, precision, refs,
+        shape, lattice, form, form_params, sf, constant_F, precision, refs,
         deltas, source_mean, source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
         cfg.sampling.oversample_thick, cfg.sampling.oversample_polar, cfg.sampling.oversample_omega,
         cfg.beam.water_size != 0.0,

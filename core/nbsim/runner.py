@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 import nbsim
-from nbsim import budget, outputs, report
+from nbsim import budget, engines, outputs, report
 from nbsim.api import check_device, check_dtype, select_physics
 from nbsim.config import RunConfig
-from nbsim import engines
 from nbsim.engines import EngineError
 from nbsim.errors import UsageError
 from nbsim.io import atomic, fdump
