@@ -37,6 +37,15 @@ VARIANTS = {
 }
 
 
+def _engine_matches_tensor(m, physics, engine: str) -> None:
+    """Render with ``engine`` (which must be the one that runs) and with the tensor kernel: equal to rounding."""
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor").image
+        other = render(m, physics, engine=engine)
+    assert other.engine.name == engine
+    assert torch.allclose(other.image, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+
+
 @pytest.fixture
 def hkl(tmp_path):
     path = tmp_path / "t.hkl"
@@ -51,13 +60,8 @@ def test_numba_matches_tensor_kernel(variant, policy):
     config = RunConfig.from_nanobragg_argv((BASE + " " + VARIANTS[variant]).split())
     physics = select_physics(config, phi_policy=policy, options={"threads": 3} if policy == "c-parity" else None)
     m = build_model(config)
-    with torch.no_grad():
-        assert cpu.refusal(m, physics) is None
-        tensor = render(m, physics, engine="tensor").image
-        numba = render(m, physics, engine="numba")
-        fast = numba.image
-    assert numba.engine.name == "numba"
-    assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+    assert cpu.refusal(m, physics) is None
+    _engine_matches_tensor(m, physics, "numba")
 
 
 @pytest.mark.parametrize("policy", ["spec", "c-parity"])
@@ -71,12 +75,7 @@ def test_numba_with_a_plugin_lattice_compiled_form(policy, with_hkl, running, hk
     config = RunConfig.from_nanobragg_argv(flags.split())
     physics = select_physics(config, lattice="sphere", phi_policy=policy,
                              options={"threads": 3} if policy == "c-parity" else None)
-    m = build_model(config)
-    with torch.no_grad():
-        tensor = render(m, physics, engine="tensor").image
-        numba = render(m, physics, engine="numba")
-    assert numba.engine.name == "numba"
-    assert torch.allclose(numba.image, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+    _engine_matches_tensor(build_model(config), physics, "numba")
 
 
 def test_numba_with_structure_factors(hkl):
@@ -159,12 +158,7 @@ def test_compiled_engine_on_a_tiny_case():
         pytest.skip("torch.compile needs a C++ compiler here")
     config = RunConfig.from_nanobragg_argv(f"{BASE} -detpixels 4 -mosaic 1 -mosaic_dom 3".split())
     physics = select_physics(config)
-    m = build_model(config)
-    with torch.no_grad():
-        tensor = render(m, physics, engine="tensor").image
-        fused = render(m, physics, engine="compiled")
-    assert fused.engine.name == "compiled"
-    assert torch.allclose(fused.image, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
+    _engine_matches_tensor(build_model(config), physics, "compiled")
 
 
 @pytest.mark.slow

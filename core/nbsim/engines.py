@@ -9,8 +9,9 @@ image).  Three engines exist:
 * ``compiled``: the same kernel with its orientation sums through torch.compile
   (:mod:`nbsim.compiled`), where a compiler is available.
 * ``numba``: the compiled CPU loop (:mod:`nbsim.cpu`), without gradients, for the built-in
-  lattice shapes and polarization models and for phi policies that declare their pass
-  dependence.
+  lattice shapes and lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), the
+  built-in polarization models, and phi policies that offer ``shared_tables``; not for
+  ``-interpolate`` (:func:`nbsim.cpu.refusal` says which a render lacks).
 
 ``auto`` (:func:`choose`) takes numba where it applies and the render has at least
 ``NUMBA_MIN_EVALUATIONS`` sub-evaluations (below that the tensor kernel is done before numba

@@ -98,7 +98,7 @@ def render(
     max_memory: int = DEFAULT_MAX_MEMORY,
     pixels: Tensor | None = None,
     checkpoint: bool | None = None,
-    engine: str = "auto",
+    engine: str | engines.Choice = "auto",
     progress: Callable[[int, int], None] | None = None,
     notice: Callable[[str], None] | None = None,
     trace: Callable[[str, dict, dict], None] | None = None,
@@ -113,6 +113,8 @@ def render(
         graph (bounded memory for gradients); default: when gradients are being recorded.
     :param engine: ``"tensor"``, ``"compiled"``, ``"numba"`` or ``"auto"`` (:mod:`nbsim.engines`);
         an engine asked for by name that cannot render this raises :class:`~nbsim.engines.EngineError`.
+        Or a :class:`~nbsim.engines.Choice` already made for this render (``nbsim run`` makes it
+        before the set-up printout, so that a refusal comes first).
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param notice: told, in a sentence, of a long pause before the first chunk (compiling).
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
@@ -129,7 +131,8 @@ def render(
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled()
     total = int(targets.shape[0])
-    choice = engines.choose(engine, m, physics, engines.sub_evaluations(m, total))
+    choice = engine if isinstance(engine, engines.Choice) else \
+        engines.choose(engine, m, physics, engines.sub_evaluations(m, total))
     pixels_per_chunk, orientation_chunk = memory_plan(
         m, max_memory, fused=choice.engine.fused(m), per_pass_lattices=not PassOrientations.shared(physics))
     order = pass_order(m, physics, pixels_per_chunk)

@@ -109,13 +109,13 @@ def run(
     traced = _traced_pixels(config)
     with torch.no_grad():
         result = render(
-            model, physics, max_memory=working_memory, progress=progress, engine=options.engine,
+            model, physics, max_memory=working_memory, progress=progress, engine=choice,
             notice=None if progress is None else tell,
             trace=(lambda stage, chunk, tensors: trace(stage=stage, chunk=chunk, tensors=tensors)) if trace else None,
             traced=traced,
         )
     image32 = result.image.to(torch.float32).cpu().numpy()
-    omega_sum, switch, choice = result.omega_sum, result.interpolation_switch, result.engine
+    omega_sum, switch = result.omega_sum, result.interpolation_switch
     unfinite = int(np.count_nonzero(~np.isfinite(image32)))
     if unfinite:
         warn(f"{unfinite} pixels are infinite or NaN (the running product overflowed, as the reference's does); "
