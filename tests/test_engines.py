@@ -172,3 +172,17 @@ def test_a_policy_without_shared_tables_is_named():
     choice, _, _ = _choice(LARGE, physics=Physics(OrientationsOnly(), base.lattice, base.polarization))
     assert choice.name == "tensor"
     assert "numba: phi policy 'orientations-only' has no shared_tables" in choice.reason
+
+
+class ReorientedSpec(type(select_physics(RunConfig.from_nanobragg_argv(SMALL.split())).policy)):
+    """A subclass of the spec policy with orientations of its own: the inherited shared_tables
+    describe the parent's orientations, not these."""
+
+    def orientations(self, base, phi, spindle, passes):
+        return super().orientations(base, -phi, spindle, passes)
+
+
+def test_a_policy_subclass_with_its_own_orientations_loses_shared_tables():
+    base = select_physics(RunConfig.from_nanobragg_argv(LARGE.split()))
+    choice, _, _ = _choice(LARGE, physics=Physics(ReorientedSpec(), base.lattice, base.polarization))
+    assert choice.name == "tensor" and "numba: phi policy 'spec' has no shared_tables" in choice.reason

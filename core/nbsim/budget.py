@@ -52,15 +52,13 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 def parse_size(value: str | int, option: str = "--max-memory") -> int:
     """Bytes from 4G, '512M', '1000000' or an int (K/M/G/T are powers of 1024); a usage error
     naming ``option`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise UsageError(f"{option}: expected a size such as 4G, 512M or 1000000, got {value!r}")
-    if isinstance(value, int):
+    m = _SIZE.match(value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
         size = value
-    else:
-        m = _SIZE.match(value)
-        if not m:
-            raise UsageError(f"{option}: expected a size such as 4G, 512M or 1000000, got {value!r}")
+    elif m:
         size = int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()])
+    else:
+        raise UsageError(f"{option}: expected a size such as 4G, 512M or 1000000, got {value!r}")
     if size <= 0:
         raise UsageError(f"{option}: must be positive, got {value!r}")
     return size

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from nbsim.interpolation import InterpolationSwitch, out_of_range, tricubic
 from nbsim.model import R_E_SQR, Model
+from nbsim.compiled_forms import declared_with
 from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
 from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
 
@@ -145,6 +146,12 @@ def chunk_passes(m: Model, idx: Tensor, survive: Tensor, order: PassOrder) -> Pa
                   block_first=order.block_first)
 
 
+def offers_shared_tables(policy: PhiPolicy) -> bool:
+    """Whether ``policy`` offers ``shared_tables`` for the ``orientations`` it has: a subclass
+    that overrides ``orientations`` without offering tables of its own has none."""
+    return declared_with(type(policy), "shared_tables", "orientations")
+
+
 def variant_tables(m: Model, physics: Physics) -> Tensor:
     """Phi-step lattices (V, F, 3, 3) of a policy with ``shared_tables`` (nbsim.protocols):
     row 0 for a block's later passes, row 1 (V == 2) for its first pass."""
@@ -167,7 +174,7 @@ class PassOrientations:
     @staticmethod
     def shared(physics: Physics) -> bool:
         """Whether the policy offers ``shared_tables``: its passes share (at most two) tables."""
-        return callable(getattr(type(physics.policy), "shared_tables", None))
+        return offers_shared_tables(physics.policy)
 
     @classmethod
     def of(cls, m: Model, physics: Physics, passes: Passes) -> PassOrientations:

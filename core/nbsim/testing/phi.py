@@ -112,7 +112,9 @@ class BasePhiPolicyTests(ContractSuite):
     def test_shared_tables_match_orientations(self, implementation, angles):
         """``shared_tables`` lets renderers use one or two tables instead of one per pass: every
         pass must get row 0, and a block's first executed pass row 1 where there are two."""
-        if not callable(getattr(type(implementation), "shared_tables", None)):
+        from nbsim.kernel import offers_shared_tables
+
+        if not offers_shared_tables(implementation):
             pytest.skip("the policy offers no shared_tables")
         base, phi, spindle, passes = phi_inputs()
         if angles == "without":
