@@ -224,7 +224,7 @@ def test_the_trace_hook_receives_what_its_documentation_says():
     chunk, geo = seen["geometry"]
     assert chunk["fast"] == [1, 3] and chunk["slow"] == [2, 4] and chunk["format"] == "printout"
     shapes = {k: tuple(v.shape) for k, v in geo.items()}
-    assert shapes == {"fast": (P,), "slow": (P,), "position": (P, T, n, n, 3), "diffracted": (P, T, n, n, 3),
+    assert shapes == {"panel": (P,), "fast": (P,), "slow": (P,), "position": (P, T, n, n, 3), "diffracted": (P, T, n, n, 3),
                       "airpath": (P, T, n, n), "omega": (P, T, n, n), "capture": (P, T, n, n),
                       "scattering": (P, T, n, n, S, 3), "survive": (P, T, n, n, S), "polar": (P, T, n, n, S),
                       "incident": (S, 3)}

@@ -70,7 +70,7 @@ def _plugin_options():
     opts = []
     for spec in system.options:
         opts.append(click.Option([spec.name], type=spec.type, default=None,
-                                 help=f"{spec.help} (plugin {spec.plugin}; with --phi-policy {spec.owner}; "
+                                 help=f"{spec.help} (plugin {spec.plugin}; for {spec.owner}; "
                                       f"default {spec.default})"))
     return opts, system
 
@@ -93,19 +93,29 @@ def _common_options(plugin_opts) -> list:
                      help="lattice factor plugin (default: from -square_xtal/-round_xtal/...)"),
         click.Option(["--polarization"], default=None, metavar="NAME",
                      help="polarization model plugin (default: kahn, or none with -nopolar)"),
+        click.Option(["--image-stage"], default="", metavar="NAMES",
+                     help="comma-separated image transforms (plugins) run on the rendered image before "
+                          "any output, in order (default: none)"),
         *plugin_opts,
         click.Argument(["flags"], nargs=-1, type=click.UNPROCESSED),
     ]
 
 
-def _plugin_choices(system, phi_policy: str, plugin_values: dict) -> dict:
-    """Values of the selected policy's plugin options; an option of another policy is an error."""
+def _stage_names(image_stage: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in image_stage.split(",") if name.strip())
+
+
+def _plugin_choices(system, phi_policy: str, image_stage: tuple[str, ...], plugin_values: dict) -> dict:
+    """Values of the plugin options of the selected policy and image transforms; an option of
+    an object not selected is an error."""
     chosen = {}
+    selected = {phi_policy, *image_stage}
     for spec in (system.options if system else []):
         value = plugin_values.get(spec.name.lstrip("-").replace("-", "_"))
-        if value is not None and spec.owner != phi_policy:
-            raise UsageError(f"{spec.name} belongs to --phi-policy {spec.owner}, not {phi_policy}")
-        if spec.owner == phi_policy:
+        if value is not None and spec.owner not in selected:
+            raise UsageError(f"{spec.name} belongs to {spec.owner}, which is not selected "
+                             f"(--phi-policy {phi_policy}, --image-stage {','.join(image_stage) or 'none'})")
+        if spec.owner in selected:
             chosen[spec.keyword] = spec.default if value is None else value
     return chosen
 
@@ -136,8 +146,8 @@ def _make_run_command() -> click.Command:
         *_common_options(plugin_opts),
     ]
 
-    def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, noise_rng, provenance,
-                 engine, verbose, flags, **plugin_values):
+    def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
+                 provenance, engine, verbose, flags, **plugin_values):
         from nbsim.runner import RunOptions, run
 
         try:
@@ -147,8 +157,8 @@ def _make_run_command() -> click.Command:
             options = RunOptions(
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
-                plugin_options=_plugin_choices(system, phi_policy, plugin_values),
-                engine=engine, verbose=verbose,
+                plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
+                image_stage=_stage_names(image_stage), engine=engine, verbose=verbose,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:
@@ -184,7 +194,7 @@ def _make_refine_command() -> click.Command:
     ]
 
     def callback(observed, refine_names, json_out, optimizer, iterations, stages, phi_policy, device, dtype,
-                 max_memory, lattice, polarization, flags, **plugin_values):
+                 max_memory, lattice, polarization, image_stage, flags, **plugin_values):
         from nbsim.refine import Refinement, read_observed
         from nbsim.simulation import Simulation
 
@@ -200,8 +210,8 @@ def _make_refine_command() -> click.Command:
             sim = Simulation.from_argv(
                 list(flags), device=check_device(device), dtype=check_dtype(dtype),
                 phi_policy=phi_policy, lattice=lattice, polarization=polarization,
-                policy_options=_plugin_choices(system, phi_policy, plugin_values),
-                max_memory=_memory(max_memory) or DEFAULT_MAX_MEMORY,
+                policy_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
+                image_stage=_stage_names(image_stage), max_memory=_memory(max_memory) or DEFAULT_MAX_MEMORY,
             )
             for text in sim.config.warnings:
                 click.echo(f"nbsim: warning: {text}", err=True)

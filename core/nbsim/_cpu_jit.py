@@ -483,16 +483,18 @@ def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, 
 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
-def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, mu, thick,
+def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_pixel, n, layers,
                   src_dir, src_lambda, dmin, polar_mode, kahn, polar_axis, nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
                   shape, lattice, form, form_params, sf, constant_F, precision, refs, deltas, source_mean,
                   source_offsets, sf32, prefactor, I_bg, oversample_thick, oversample_polar, oversample_omega,
                   water):
-    """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices).
+    """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat indices, nbsim.panels)
+    of one panel, whose first row is ``row0`` of all panels' rows.
 
-    ``geo`` (6, 4) = rows pix0, fdet, sdet, odet, beam (x, y, z, 0), then (pixel_size,
-    subpixel size, distance, close_distance); ``tables`` (V, 9, R) lattice vectors (rows a, b,
+    ``geo`` (6, 4) = rows origin, fast, slow, normal, beam (x, y, z, 0), then (pixel size,
+    sub-pixel size, distance, close distance) of the panel; ``thickstep``, ``mu``, ``thick`` its
+    sensor's layer thickness, attenuation and thickness; ``tables`` (V, 9, R) lattice vectors (rows a, b,
     c) of each orientation, variant 0 for every pass but a row block's first executed pass,
     which uses ``variant_first`` (that pass is evaluated on its own, in double precision).
     ``shape`` a built-in shape, or FORM: F_latt from the lattice factor's compiled ``form`` with
@@ -558,7 +560,7 @@ def render_pixels(idx, fpixels, geo, curved, point_pixel, n, layers, thickstep, 
         for q in range(count):
             pix = idx[first_pixel + q]
             fpix[q] = pix % fpixels
-            spix[q] = pix // fpixels
+            spix[q] = pix // fpixels - row0
             special[q] = block_first[block_of_row[pix // fpixels]] - pix * passes_per_pixel
         for t in range(layers):
             odist = t * thickstep

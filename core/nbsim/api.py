@@ -6,7 +6,7 @@ configuration and the user's choices into a :class:`nbsim.kernel.Physics`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,15 +28,17 @@ def select_physics(
     lattice: str | None = None,
     polarization: str | None = None,
     options: Mapping[str, Any] | None = None,
+    image_stage: Sequence[str] = (),
     system: PluginSystem | None = None,
 ) -> Physics:
-    """The phi policy, lattice factor and polarization model for ``config``.
+    """The phi policy, lattice factor, polarization model and image stage for ``config``.
 
     Without ``lattice`` the nanoBragg shape flag decides (square, round, gauss, tophat);
     without ``polarization`` ``-nopolar`` selects ``none`` and anything else ``kahn`` (with
     ``-oversample_polar`` the reference computes Kahn's factor even under ``-nopolar``).
-    ``options`` are plugin options (``{"threads": 2}``, by the keyword each was registered with) passed to the policy's
-    ``configure``.
+    ``options`` are plugin options (``{"threads": 2}``, by the keyword each was registered with)
+    passed to the ``configure`` of the policy and of each image transform; ``image_stage``
+    names the image transforms to run on the rendered panels, in order (``nbsim.image_stage``).
     """
     system = system or load_plugins()
     if len(system.phi_policies) == 0:
@@ -49,9 +51,12 @@ def select_physics(
             f"phi policy {phi_policy!r} is not installed (installed: {', '.join(system.phi_policies.names())}); "
             f"install {POLICY_DISTRIBUTIONS[phi_policy]}"
         )
-    policy = system.phi_policies.get(phi_policy)
-    if hasattr(policy, "configure"):
-        policy = policy.configure(dict(options or {}))
+    options = dict(options or {})
+
+    def configured(obj):
+        return obj.configure(options) if hasattr(obj, "configure") else obj
+
+    policy = configured(system.phi_policies.get(phi_policy))
     if lattice is None:
         lattice = config.crystal.shape
     if polarization is None:
@@ -61,6 +66,7 @@ def select_physics(
         policy=policy,
         lattice=system.lattice_factors.get(lattice),
         polarization=system.polarization_models.get(polarization),
+        image_stage=tuple(configured(system.image_transforms.get(name)) for name in image_stage),
     )
 
 

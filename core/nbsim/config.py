@@ -114,6 +114,65 @@ class BeamConfig:
     water_size: float = attrs.field(default=0.0, validator=_non_negative)
 
 
+def _unit(value) -> Vec3:
+    v = _vec3(value)
+    norm = math.sqrt(sum(x * x for x in v))
+    if not norm > 0 or not math.isfinite(norm):
+        raise ValueError(f"axis must be a finite non-zero vector, got {value!r}")
+    return tuple(x / norm for x in v)  # type: ignore[return-value]
+
+
+@attrs.frozen(kw_only=True)
+class PanelConfig:
+    """One flat panel of a detector, in the laboratory frame of the configuration's beam.
+
+    ``origin``: metres from the sample to the outer corner of pixel (0, 0), the corner the
+    pixel indices count from (DIALS' panel origin, nanoBragg's pix0); ``fast``, ``slow``: the
+    directions of increasing fast and slow pixel index (normalised here); ``normal``: the
+    sensor's normal, away from the sample (default fast x slow), along which the sensor
+    layers lie; ``thickness`` in metres; ``mu``: attenuation coefficient in 1/m.
+    """
+
+    name: str = ""
+    origin: Vec3 = attrs.field(converter=_vec3)
+    fast: Vec3 = attrs.field(converter=_unit)
+    slow: Vec3 = attrs.field(converter=_unit)
+    normal: Vec3 = attrs.field(converter=_unit)
+    pixel_size: float = attrs.field(validator=_positive)
+    fpixels: int = attrs.field(validator=_at_least_one)
+    spixels: int = attrs.field(validator=_at_least_one)
+    thickness: float = attrs.field(default=0.0, validator=_non_negative)
+    mu: float = attrs.field(default=0.0, validator=_non_negative)
+    #: the depth between sensor layers; None: thickness / the detector's thicksteps (the command
+    #: line's own rule differs, ``specs/``: a panel cut from it keeps its step)
+    thickstep: float | None = attrs.field(default=None, validator=attrs.validators.optional(_non_negative))
+
+    @normal.default
+    def _fast_cross_slow(self):
+        (fx, fy, fz), (sx, sy, sz) = self.fast, self.slow
+        return (fy * sz - fz * sy, fz * sx - fx * sz, fx * sy - fy * sx)
+
+    @origin.validator
+    def _check_origin(self, attribute, value):
+        if not all(math.isfinite(x) for x in value):
+            raise ValueError(f"origin must be finite, got {value!r}")
+
+
+def _check_panels(instance, attribute, panels):
+    if panels is None:
+        return
+    if not panels:
+        raise ValueError("panels must hold at least one panel")
+    for p in panels:
+        if not isinstance(p, PanelConfig):
+            raise ValueError(f"panels must be PanelConfig objects, got {type(p).__name__}")
+        if (p.fpixels, p.spixels) != (instance.fpixels, instance.spixels):
+            raise ValueError(f"every panel must have the detector's {instance.fpixels}x{instance.spixels} pixels, "
+                             f"panel {p.name or panels.index(p)} has {p.fpixels}x{p.spixels}")
+    if instance.curved:
+        raise ValueError("curved detector: a detector of panels is a set of flat panels")
+
+
 @attrs.frozen(kw_only=True)
 class DetectorConfig:
     convention: str = attrs.field(validator=_one_of("mosflm", "xds", "adxv", "denzo", "dials", "custom"))
@@ -148,7 +207,12 @@ class DetectorConfig:
     curved: bool = False
     point_pixel: bool = False
     roi: tuple[int, int, int, int] = attrs.field(converter=tuple)  # xmin, xmax, ymin, ymax (inclusive)
-    mask: np.ndarray | None = attrs.field(default=None, eq=False)  # (spixels, fpixels) bool
+    #: (spixels, fpixels) bool, or (panels, spixels, fpixels) with ``panels``
+    mask: np.ndarray | None = attrs.field(default=None, eq=False)
+    #: the panels, when the detector is given as panels (``nbsim.panels``); None: the one panel
+    #: the fields above describe.  Every panel has fpixels x spixels pixels; roi applies to each.
+    panels: tuple[PanelConfig, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple),
+                                                          validator=_check_panels)
     mask_file: str | None = None
     img_file: str | None = None  # SMV file whose header initialised the detector
 
@@ -157,6 +221,21 @@ class DetectorConfig:
         xmin, xmax, ymin, ymax = value
         if xmin > xmax or ymin > ymax:
             raise ValueError(f"roi must have xmin <= xmax and ymin <= ymax, got {value!r}")
+
+    @property
+    def n_panels(self) -> int:
+        return 1 if self.panels is None else len(self.panels)
+
+    @property
+    def thick(self) -> bool:
+        """Whether a sensor has thickness (the capture fraction applies)."""
+        return self.thickness > 0 if self.panels is None else any(p.thickness > 0 for p in self.panels)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(spixels, fpixels) for the one panel of a command line, else (panels, spixels, fpixels)."""
+        plane = (self.spixels, self.fpixels)
+        return plane if self.panels is None else (len(self.panels), *plane)
 
 
 @attrs.frozen(kw_only=True)

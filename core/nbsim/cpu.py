@@ -146,6 +146,22 @@ def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
     return tables, 0 if tables.shape[0] == 1 else 1
 
 
+def _panel_geometry(m: Model) -> list[tuple]:
+    """Per panel, what the loop takes of it: (geo (6, 4), layer thickness, mu, thickness);
+    ``geo`` rows origin, fast, slow, normal, beam (x, y, z, 0), then (pixel size, sub-pixel
+    size, distance, close distance); distance and beam place the curved detector (one panel)."""
+    p, g = m.panels, m.geometry
+    out = []
+    for k in range(p.count):
+        geo = np.zeros((6, 4))
+        for row, vec in enumerate((p.origin[k], p.fast[k], p.slow[k], p.normal[k], g.beam)):
+            geo[row, :3] = vec.numpy()
+        pixel = float(p.pixel_size[k])
+        geo[5] = [pixel, pixel / m.oversample, float(g.distance), float(p.close_distance[k])]
+        out.append((geo, float(p.thickstep[k]), float(p.mu[k]), float(p.thickness[k])))
+    return out
+
+
 def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
                    notice: Callable[[str], None] | None = None) -> Callable[[torch.Tensor], tuple]:
     """The loop bound to one render's inputs, prepared once: ``render(idx)`` gives the values (P,)
@@ -157,11 +173,7 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
     compiled_loop = loop()
     cfg = m.config
     d, b, c = cfg.detector, cfg.beam, cfg.crystal
-    g = m.geometry
-    geo = np.zeros((6, 4))
-    for row, vec in enumerate((g.pix0, g.fdet, g.sdet, g.odet, g.beam)):
-        geo[row, :3] = vec.numpy()
-    geo[5] = [float(m.pixel_size), float(m.subpixel_size), float(g.distance), float(g.close_distance)]
+    geos = _panel_geometry(m)
     tables, variant_first = _variant_tables(m, physics)
     constant_F = m.F_grid is None or c.hkls == 0
     hkl = c.structure_factors
@@ -180,9 +192,8 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
     assert form_params.shape == (LATTICE_PARAMS,)
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
+    sources = (m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin)
     inputs = (
-        d.fpixels, geo, d.curved, d.point_pixel, m.oversample, m.thicksteps, float(m.thickstep),
-        float(m.mu), d.thickness, m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin,
         POLARIZATIONS[_compiled_form(physics.polarization, "factor", POLARIZATIONS)], float(m.kahn),
         m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
@@ -194,12 +205,24 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
 
     unannounced = [notice]  # the notice is considered once, before the first chunk
 
+    pixels_per_panel = m.panels.spixels * m.panels.fpixels
+
     def render(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        args = (idx.numpy(), *inputs)
-        if unannounced and (tell := unannounced.pop()) and jit.will_compile(compiled_loop.render_pixels, args):
-            tell(COMPILE_NOTICE)
-        values, omegas = compiled_loop.render_pixels(*args)
+        idx = idx.numpy()
+        parts = []
+        # the loop renders one panel at a time: split the chunk (raster order) at panel boundaries
+        bounds = np.searchsorted(idx, np.arange(m.panels.count + 1) * pixels_per_panel)
+        for k in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            args = (idx[bounds[k]:bounds[k + 1]], d.fpixels, k * m.panels.spixels, *geos[k], d.curved,
+                    d.point_pixel, m.oversample, m.thicksteps, *sources, *inputs)
+            if unannounced and (tell := unannounced.pop()) and jit.will_compile(compiled_loop.render_pixels, args):
+                tell(COMPILE_NOTICE)
+            parts.append(compiled_loop.render_pixels(*args))
+        if len(parts) == 1:
+            values, omegas = parts[0]
+        else:
+            values, omegas = (np.concatenate(x) for x in zip(*parts))
         return torch.from_numpy(values), torch.from_numpy(omegas)
 
     return render

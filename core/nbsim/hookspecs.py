@@ -56,6 +56,18 @@ def nbsim_register_polarization_models(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def nbsim_register_image_transforms(register: Callable[[Any], None]) -> None:
+    """Register image transforms (point-spread functions, gains, noise models).
+
+    Called once when plugins are loaded.  Call ``register(transform)`` for every
+    :class:`nbsim.protocols.ImageTransform` the plugin provides; ``--image-stage NAME,...``
+    runs the named ones, in that order, on every rendered image (``nbsim.image_stage``).
+
+    :param register: callable taking one image-transform object.
+    """
+
+
+@hookspec
 def nbsim_register_options(register: Callable[..., None]) -> None:
     """Register command-line options of ``nbsim run`` that a plugin needs.
 
@@ -84,7 +96,7 @@ def nbsim_trace(stage: str, chunk: Mapping[str, Any], tensors: Mapping[str, Any]
     passes per pixel, R = phi steps x mosaic domains (phi-major).  Lengths in metres,
     reciprocal quantities in Å⁻¹.
 
-    * ``"geometry"``: ``fast``, ``slow`` (P,) indices; ``position`` (P, T, n, n, 3) sub-pixel
+    * ``"geometry"``: ``panel``, ``fast``, ``slow`` (P,) indices; ``position`` (P, T, n, n, 3) sub-pixel
       positions; ``diffracted`` (P, T, n, n, 3) unit vectors; ``airpath`` (P, T, n, n);
       ``omega`` (P, T, n, n) solid angles; ``capture`` (P, T, n, n) capture fractions, or
       None without a sensor thickness; ``scattering`` (P, T, n, n, S, 3); ``survive``

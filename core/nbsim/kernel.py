@@ -28,7 +28,7 @@ from torch import Tensor
 from nbsim.interpolation import InterpolationSwitch, out_of_range, tricubic
 from nbsim.model import R_E_SQR, Model
 from nbsim.compiled_forms import declared_with
-from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
+from nbsim.protocols import ImageTransform, LatticeFactor, Passes, PhiPolicy, PolarizationModel
 from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
 
 #: bytes of working memory the kernel needs per sub-evaluation (measured with
@@ -63,13 +63,15 @@ class Physics:
     policy: PhiPolicy
     lattice: LatticeFactor
     polarization: PolarizationModel
+    #: image transforms run on the rendered panels, in order (nbsim.image_stage)
+    image_stage: tuple[ImageTransform, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen
 class PassOrder:
     """Row blocks of the reference program's OpenMP schedule and their first executed pass."""
 
-    block_of_row: Tensor  # (spixels,) int64
+    block_of_row: Tensor  # (rows,) int64, the rows of every panel (nbsim.panels)
     block_first: Tensor  # (B,) int64, -1 where a block executes nothing
 
 
@@ -90,21 +92,29 @@ def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dic
     cfg = m.config
     dt, dev = m.dtype, m.device
     n, T = m.oversample, m.thicksteps
-    fpixels = cfg.detector.fpixels
-    g = m.geometry
-    fp = idx % fpixels
-    sp = idx // fpixels
+    panel, sp, fp = m.panels.locate(idx)
+
+    def of_pixel(x: Tensor, *dims: int) -> Tensor:  # the pixels' panels' values, (P, 1.., [3])
+        x = x[panel]
+        return x.reshape(x.shape[0], *dims, *x.shape[1:])
+
+    origin, fdet, sdet, odet = (of_pixel(v, 1, 1, 1) for v in
+                                (m.panels.origin, m.panels.fast, m.panels.slow, m.panels.normal))
+    pixel_size = of_pixel(m.panels.pixel_size)
+    subpixel_size = pixel_size[:, None] / n
+    thickstep = of_pixel(m.panels.thickstep, 1)
     sub = torch.arange(n, device=dev)
-    Fdet = m.subpixel_size * (fp[:, None] * n + sub).to(dt) + m.subpixel_size / 2.0  # (P, n) fast
-    Sdet = m.subpixel_size * (sp[:, None] * n + sub).to(dt) + m.subpixel_size / 2.0  # (P, n) slow
-    Odet = torch.arange(T, device=dev).to(dt) * m.thickstep  # (T,)
+    Fdet = subpixel_size * (fp[:, None] * n + sub).to(dt) + subpixel_size / 2.0  # (P, n) fast
+    Sdet = subpixel_size * (sp[:, None] * n + sub).to(dt) + subpixel_size / 2.0  # (P, n) slow
+    Odet = torch.arange(T, device=dev).to(dt) * thickstep  # (P, T)
     pos = (
-        Fdet[:, None, None, :, None] * g.fdet
-        + Sdet[:, None, :, None, None] * g.sdet
-        + Odet[None, :, None, None, None] * g.odet
-        + g.pix0
+        Fdet[:, None, None, :, None] * fdet
+        + Sdet[:, None, :, None, None] * sdet
+        + Odet[:, :, None, None, None] * odet
+        + origin
     )  # (P, T, n_slow, n_fast, 3)
-    if cfg.detector.curved:
+    if cfg.detector.curved:  # the command line's panel only (a list of panels is flat)
+        g = m.geometry
         start = g.distance * g.beam
         turned = rotate_axis(start, g.sdet, pos[..., 1] / g.distance)
         pos = rotate_axis(turned, g.fdet, pos[..., 2] / g.distance)
@@ -112,12 +122,14 @@ def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dic
     if cfg.detector.point_pixel:
         omega = 1.0 / airpath / airpath
     else:
-        omega = m.pixel_size * m.pixel_size / airpath / airpath * g.close_distance / airpath
+        pixel_area = (pixel_size * pixel_size)[:, None, None, None]
+        omega = pixel_area / airpath / airpath * of_pixel(m.panels.close_distance, 1, 1, 1) / airpath
     capture = None  # only a thick sensor or -oversample_thick uses the capture fraction
-    if cfg.detector.thickness > 0 or cfg.sampling.oversample_thick:
-        parallax = dot(diffracted, g.odet)
+    if cfg.detector.thick or cfg.sampling.oversample_thick:
+        parallax = dot(diffracted, odet)
         t = torch.arange(T, device=dev).to(dt)[None, :, None, None]
-        capture = torch.exp(-t * m.thickstep * m.mu / parallax) - torch.exp(-(t + 1) * m.thickstep * m.mu / parallax)
+        step, mu = thickstep[:, :, None, None], of_pixel(m.panels.mu, 1, 1, 1)
+        capture = torch.exp(-t * step * mu / parallax) - torch.exp(-(t + 1) * step * mu / parallax)
 
     incident = -m.sources.directions  # (S, 3)
     lam = m.sources.wavelengths  # (S,)
@@ -131,7 +143,7 @@ def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dic
     polar = polarization.factor(incident, diffracted[..., None, :], m.polar_vector, m.kahn)
     polar = polar.expand(survive.shape)
     return {
-        "fast": fp, "slow": sp, "position": pos, "diffracted": diffracted, "airpath": airpath,
+        "panel": panel, "fast": fp, "slow": sp, "position": pos, "diffracted": diffracted, "airpath": airpath,
         "omega": omega, "capture": capture, "scattering": scattering, "survive": survive,
         "polar": polar, "incident": incident,
     }
@@ -438,10 +450,12 @@ def render_pixels(
 
     value = R_E_SQR * m.fluence * I / m.steps
     omega_final = first_nonzero(omega.reshape(P, -1), 0.0)
-    if m.config.detector.thickness == 0.0:
+    if not cfg.detector.thick:
         capture_final = torch.ones_like(omega_final)
-    else:
+    else:  # a panel without thickness (beside thick ones) captures everything, as when all are thin
         capture_final = first_nonzero(capture[:, -1].reshape(P, -1), 0.0)
+        if cfg.detector.panels is not None and not all(p.thickness > 0 for p in cfg.detector.panels):
+            capture_final = torch.where(m.panels.thickness[geo["panel"]] == 0, 1.0, capture_final)
     polar_final = first_nonzero(torch.where(survive, polar, torch.zeros_like(polar)),
                                 1.0 if cfg.beam.nopolar else 0.0)
     if not s.oversample_thick:

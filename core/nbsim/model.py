@@ -21,7 +21,9 @@ from torch import Tensor
 from nbsim import rng
 from nbsim.config import RunConfig
 from nbsim.crystal import Lattice, build_lattice
+from nbsim import panels as panel_set
 from nbsim.geometry import DetectorGeometry, place_detector
+from nbsim.panels import Panels
 from nbsim.sources import Sources, divergence_grid, generated_sources, listed_sources
 
 R_E_SQR = 7.94079248018965e-30  # Thomson cross section, m^2
@@ -64,7 +66,8 @@ class Model:
     device: torch.device
     dtype: torch.dtype  # of every tensor here (float64)
     compute_dtype: torch.dtype  # of the sub-evaluations (lattice and structure factors, sums)
-    geometry: DetectorGeometry
+    geometry: DetectorGeometry  # the command line's panel, placed
+    panels: Panels  # what is rendered: that panel, or the configuration's panels
     sources: Sources
     lattice: Lattice
     base_vectors: Tensor  # (3, 3) rows a, b, c in metres (after misset, before phi/mosaic)
@@ -74,12 +77,12 @@ class Model:
     mosaic: Tensor | None  # (M, 3, 3) domain rotations, or None when the spread is 0
     domains: int
     oversample: int
-    pixel_size: Tensor
+    pixel_size: Tensor  # of the command line's panel (as are the next three)
     subpixel_size: Tensor
     thickstep: Tensor
-    thicksteps: int
     mu: Tensor
     thickness: Tensor
+    thicksteps: int  # sensor layers of every panel
     kahn: Tensor
     polar_vector: Tensor
     fudge: Tensor
@@ -119,17 +122,6 @@ def reference_stream(config: RunConfig, progress=None) -> tuple[rng.Ran1, tuple[
     if c.misset_random:
         rng.mosaic_rotation_umat(90.0, gen, [c.misset_seed])
     return gen, rng.mosaic_domains(c.mosaic_spread, c.mosaic_domains, gen, [c.mosaic_seed], progress)
-
-
-def rendered_pixels(config: RunConfig, device=None) -> Tensor:
-    """Flat indices (slow*fpixels + fast) of the pixels inside the ROI and not masked."""
-    d = config.detector
-    xmin, xmax, ymin, ymax = d.roi
-    keep = np.zeros((d.spixels, d.fpixels), dtype=bool)
-    keep[max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1] = True
-    if d.mask is not None:
-        keep &= d.mask
-    return torch.from_numpy(np.flatnonzero(keep)).to(device=device)
 
 
 def initial_value(config: RunConfig, name: str):
@@ -205,19 +197,7 @@ def build_model(
 
     # detector
     pixel_size = p("pixel_size")
-    Fbeam, Sbeam = _beam_spot(d, p("beam_center"), pixel_size)
-    rot = p("detector_rotation")
-    Fclose, Sclose = t(d.Fclose), t(d.Sclose)
-    if d.convention == "custom":
-        Fclose, Sclose = Fbeam, Sbeam
-    close = p("close_distance") if d.close_distance is not None else None
-    geometry = place_detector(
-        fdet0=t(d.fdet), sdet0=t(d.sdet), odet0=t(d.odet), beam=beam, twotheta_axis=t(d.twotheta_axis),
-        rotx=rot[0], roty=rot[1], rotz=rot[2], twotheta=p("twotheta"),
-        distance=p("distance") if close is None else t(d.distance), close_distance=close,
-        Fbeam=Fbeam, Sbeam=Sbeam, Fclose=Fclose, Sclose=Sclose, pixel_size=pixel_size, pivot=d.pivot,
-    )
-
+    geometry = _placed(d, p, t, beam)
     # sources
     if b.source_file is not None:
         table = np.concatenate(
@@ -274,6 +254,11 @@ def build_model(
     else:
         thickness, thickstep = t(d.thickness), t(d.thickstep)
     mu = 1.0 / p("attenuation_depth") if ("attenuation_depth" in params and d.mu > 0) else t(d.mu)
+    if d.panels is None:
+        panels = panel_set.from_geometry(geometry, pixel_size=pixel_size, fpixels=d.fpixels, spixels=d.spixels,
+                                         thickness=thickness, thickstep=thickstep, mu=mu)
+    else:
+        panels = panel_set.from_config(d.panels, thicksteps=d.thicksteps, device=device, dtype=dtype)
     w = b.water_size
     I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
     steps = len(sources.wavelengths) * c.mosaic_domains * s.phisteps * oversample * oversample
@@ -282,13 +267,42 @@ def build_model(
     # use gets an exact zero gradient instead of none
     anchor = sum((0.0 * params[k].to(device=device, dtype=dtype).sum() for k in params), t(0.0))
     return Model(
-        config=config, device=device, dtype=dtype, compute_dtype=compute_dtype, geometry=geometry, sources=sources, lattice=lattice,
+        config=config, device=device, dtype=dtype, compute_dtype=compute_dtype, geometry=geometry, panels=panels, sources=sources, lattice=lattice,
         base_vectors=base_vectors, n_cells=n_cells, phi=phi, spindle=t(s.spindle_axis), mosaic=mosaic,
         domains=c.mosaic_domains, oversample=oversample, pixel_size=pixel_size,
         subpixel_size=pixel_size / oversample, thickstep=thickstep, thicksteps=d.thicksteps, mu=mu,
         thickness=thickness, kahn=kahn, polar_vector=polar_vector, fudge=fudge, default_F=default_F,
         F_grid=F_grid, F_shape=F_shape, fluence=fluence, I_bg=I_bg, steps=steps,
-        rendered=rendered_pixels(config, device), anchor=anchor,
+        rendered=panel_set.rendered_pixels(config, device), anchor=anchor,
+    )
+
+
+def placed_detector(config: RunConfig) -> DetectorGeometry:
+    """The command line's panel, placed, in float64 on the CPU (no model built)."""
+
+    def t(value) -> Tensor:
+        return torch.as_tensor(value, dtype=torch.float64)
+
+    def p(name: str) -> Tensor:
+        return t(initial_value(config, name))
+
+    return _placed(config.detector, p, t, t(config.beam.direction))
+
+
+def _placed(d, p: Callable[[str], Tensor], t: Callable, beam: Tensor) -> DetectorGeometry:
+    """Place the detector ``d``, continuous parameters from ``p(name)``, constants through ``t``."""
+    pixel_size = p("pixel_size")
+    Fbeam, Sbeam = _beam_spot(d, p("beam_center"), pixel_size)
+    rot = p("detector_rotation")
+    Fclose, Sclose = t(d.Fclose), t(d.Sclose)
+    if d.convention == "custom":
+        Fclose, Sclose = Fbeam, Sbeam
+    close = p("close_distance") if d.close_distance is not None else None
+    return place_detector(
+        fdet0=t(d.fdet), sdet0=t(d.sdet), odet0=t(d.odet), beam=beam, twotheta_axis=t(d.twotheta_axis),
+        rotx=rot[0], roty=rot[1], rotz=rot[2], twotheta=p("twotheta"),
+        distance=p("distance") if close is None else t(d.distance), close_distance=close,
+        Fbeam=Fbeam, Sbeam=Sbeam, Fclose=Fclose, Sclose=Sclose, pixel_size=pixel_size, pivot=d.pivot,
     )
 
 

@@ -1,8 +1,9 @@
-"""Render a whole detector: chunks of pixels, memory budget, pass order, tracing.
+"""Render a whole detector: chunks of pixels, memory budget, pass order, image stage, tracing.
 
-Pixels inside the ROI and not masked are rendered in raster order, in chunks whose size
-comes from the memory budget; each chunk's sub-evaluations are themselves split over
-orientations when needed (:func:`nbsim.kernel.memory_plan`).  Every other pixel is 0.
+Pixels inside the ROI and not masked are rendered in raster order over the panels, in chunks
+whose size comes from the memory budget; each chunk's sub-evaluations are themselves split
+over orientations when needed (:func:`nbsim.kernel.memory_plan`).  The image stage
+(:mod:`nbsim.image_stage`) then transforms the whole panels.  Every other pixel is 0.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from nbsim import engines
+from nbsim import engines, image_stage
 from nbsim.kernel import (
     PassOrder,
     PassOrientations,
@@ -29,7 +30,9 @@ DEFAULT_MAX_MEMORY = 1 << 30
 
 @attrs.frozen(eq=False)
 class Render:
-    image: Tensor  # (spixels, fpixels), the model's dtype; 0 outside the ROI and in the mask
+    #: (spixels, fpixels), or (panels, spixels, fpixels) for a detector given as panels
+    #: (``DetectorConfig.image_shape``); the render's dtype; 0 outside the ROI and in the mask
+    image: Tensor
     omega_sum: float  # the reference's solid-angle sum (for its printout)
     #: (h, k, l, h0, k0, l0) of the evaluation that ended tricubic interpolation, if one did
     interpolation_switch: tuple | None = None
@@ -49,7 +52,7 @@ def row_blocks(spixels: int, blocks: int, device=None) -> Tensor:
 def pass_order(m: Model, physics: Physics, pixels_per_chunk: int) -> PassOrder:
     """Find the first executed pass of every row block (only ``-dmin`` can skip passes)."""
     blocks = max(1, int(physics.policy.row_blocks))
-    block_of_row = row_blocks(m.config.detector.spixels, blocks, m.device)
+    block_of_row = row_blocks(m.panels.rows, blocks, m.device)  # the rows of every panel, one after another
     if m.config.sampling.dmin > 0:
         firsts = scanned_first_passes(m, physics, block_of_row, blocks, pixels_per_chunk)
     else:
@@ -107,7 +110,8 @@ def render(
     """Render the pixels of ``m`` (or only ``pixels``).
 
     :param max_memory: working-memory budget in bytes for one chunk.
-    :param pixels: flat indices (slow*fpixels + fast) to render instead of the whole detector;
+    :param pixels: flat indices ((panel*spixels + slow)*fpixels + fast, ``nbsim.panels``) to
+        render instead of the whole detector;
         ``Render.values`` then holds their values in the order given (0 outside the ROI/mask).
     :param checkpoint: recompute each chunk during the backward pass instead of keeping its
         graph (bounded memory for gradients); default: when gradients are being recorded.
@@ -118,16 +122,19 @@ def render(
     :param progress: called with (pixels done, pixels total) after each chunk.
     :param notice: told, in a sentence, of a long pause before the first chunk (compiling).
     :param trace: called as ``trace(stage, chunk, tensors)`` for the ``traced`` pixels.
-    :param traced: (fast, slow) pixels to trace; those outside the ROI or mask are ignored.
+    :param traced: (fast, slow) pixels (of the first panel) to trace; those outside the ROI or
+        mask are ignored.
     """
     cfg = m.config
-    fpixels, spixels = cfg.detector.fpixels, cfg.detector.spixels
+    n_pixels = m.panels.pixels
     targets = m.rendered
     if pixels is not None:
         wanted = torch.as_tensor(pixels, device=m.device).reshape(-1)
-        if wanted.numel() and (int(wanted.min()) < 0 or int(wanted.max()) >= fpixels * spixels):
-            raise ValueError(f"pixels must be flat indices in 0..{fpixels * spixels - 1}")
+        if wanted.numel() and (int(wanted.min()) < 0 or int(wanted.max()) >= n_pixels):
+            raise ValueError(f"pixels must be flat indices in 0..{n_pixels - 1}")
         targets = torch.unique(wanted[torch.isin(wanted, m.rendered)])  # sorted: raster order
+    outputs = targets
+    targets = image_stage.needed_pixels(outputs, m.panels, image_stage.halo(physics.image_stage))
     if checkpoint is None:
         checkpoint = torch.is_grad_enabled()
     total = int(targets.shape[0])
@@ -150,19 +157,26 @@ def render(
         if progress is not None:
             progress(min(start + pixels_per_chunk, total), total)
     omega_sum = sum(torch.stack(omega_sums).tolist()) if omega_sums else 0.0  # left to right: rounding as the chunks came
-    if total == fpixels * spixels:  # every pixel, in raster order
+    if total == n_pixels:  # every pixel, in raster order
         flat = torch.cat(values)
     else:
-        flat = torch.zeros(fpixels * spixels, dtype=m.dtype, device=m.device)
+        flat = torch.zeros(n_pixels, dtype=m.dtype, device=m.device)
         if values:
             flat = flat.scatter(0, targets, torch.cat(values))
     values.clear()
     flat += m.anchor  # exact zero gradients for unused parameters; in place: one image less at the peak
+    if physics.image_stage:
+        panels = flat.reshape(m.panels.count, m.panels.spixels, m.panels.fpixels)
+        flat = image_stage.apply(physics.image_stage, panels, m).reshape(-1)
+        if outputs.shape != targets.shape:  # the halo is rendered for the stage, not output
+            kept = torch.zeros(n_pixels, dtype=torch.bool, device=m.device)
+            kept[outputs] = True
+            flat = torch.where(kept, flat, torch.zeros_like(flat))
     if trace is not None and traced:
         _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
     selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None
     flat = flat.to(m.compute_dtype)
-    return Render(image=flat.reshape(spixels, fpixels), omega_sum=omega_sum,
+    return Render(image=flat.reshape(cfg.detector.image_shape), omega_sum=omega_sum,
                   interpolation_switch=None if switch is None else switch.hkl, values=selected, engine=choice)
 
 

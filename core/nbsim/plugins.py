@@ -66,13 +66,14 @@ class PluginSystem:
     phi_policies: Registry
     lattice_factors: Registry
     polarization_models: Registry
+    image_transforms: Registry
     options: list[OptionSpec]
     failures: list[tuple[str, str]]
     info: list[PluginInfo]
 
     def registry(self, kind: str) -> Registry:
         return {"phi policy": self.phi_policies, "lattice factor": self.lattice_factors,
-                "polarization model": self.polarization_models}[kind]
+                "polarization model": self.polarization_models, "image transform": self.image_transforms}[kind]
 
 
 def _import_object(spec: str):
@@ -109,7 +110,7 @@ def build_system(*, entry_points: bool = True, extra: tuple[Any, ...] = ()) -> P
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     system = PluginSystem(pm, Registry("phi policy"), Registry("lattice factor"),
-                          Registry("polarization model"), [], [], [])
+                          Registry("polarization model"), Registry("image transform"), [], [], [])
     origins: dict[str, tuple[str, str, str]] = {}
     for spec in DEFAULT_PLUGINS:
         name = "nbsim." + spec.rpartition(":")[2]
@@ -146,6 +147,7 @@ def build_system(*, entry_points: bool = True, extra: tuple[Any, ...] = ()) -> P
         ("nbsim_register_phi_policies", system.phi_policies),
         ("nbsim_register_lattice_factors", system.lattice_factors),
         ("nbsim_register_polarization_models", system.polarization_models),
+        ("nbsim_register_image_transforms", system.image_transforms),
     ):
         provided += _call_register_hook(system, hook_name, registry)
     for impl in pm.hook.nbsim_register_options.get_hookimpls():

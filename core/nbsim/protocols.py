@@ -115,3 +115,28 @@ class PolarizationModel(Protocol):
         :param kahn: () Kahn polarization factor (0 unpolarized, 1 fully polarized).
         :returns: (...) factor multiplying the intensity.
         """
+
+
+@runtime_checkable
+class ImageTransform(Protocol):
+    """A transform of whole rendered panels, run by the image stage (``nbsim.image_stage``)
+    after the render and before any output: a point-spread function, a gain, a noise model.
+
+    ``halo`` is how far (in pixels, along fast and slow) the value of a pixel may depend on
+    its neighbours: 0 for a pixel-wise transform.  A render of a region or a list of pixels
+    renders that far around them (across the ROI and mask, never across panels), so that
+    they get the values a whole render gives them.
+    """
+
+    name: str
+    halo: int
+
+    def apply(self, image: Tensor, model: Any) -> Tensor:
+        """The transformed image.
+
+        :param image: (K, S, F) every panel, in the render's accumulation precision (float64);
+            0 where nothing was rendered.
+        :param model: the :class:`nbsim.model.Model` rendered (panels, pixel sizes, beam, ...).
+        :returns: (K, S, F), same dtype and device; a pixel may depend only on pixels of its
+            own panel within ``halo``.
+        """

@@ -46,6 +46,7 @@ class RunOptions:
     provenance: str | None = None
     noise_rng: str = "c"
     plugin_options: Mapping[str, Any] = attrs.field(factory=dict)
+    image_stage: tuple[str, ...] = ()  # image transforms run on the rendered image (nbsim.image_stage)
     engine: str = "auto"  # see nbsim.engines
     verbose: bool = False  # say on stderr which engine renders, and why
 
@@ -85,7 +86,8 @@ def run(
     working_memory = budget.check(config, options.max_memory)
     system = load_plugins()
     physics = select_physics(config, phi_policy=options.phi_policy, lattice=options.lattice,
-                             polarization=options.polarization, options=options.plugin_options, system=system)
+                             polarization=options.polarization, options=options.plugin_options,
+                             image_stage=options.image_stage, system=system)
     lines: list[str] = []
 
     def say(text: str) -> None:
@@ -219,6 +221,7 @@ def provenance(config, options, physics, system, files, render_seconds, engine) 
                        "options": dict(options.plugin_options)},
         "lattice_factor": physics.lattice.name,
         "polarization_model": physics.polarization.name,
+        "image_stage": [{"name": t.name, "plugin": system.image_transforms.owner(t.name)} for t in physics.image_stage],
         "engine": {"name": engine.name, "reason": engine.reason},
         "plugins": [attrs.asdict(p) for p in system.info],
         "seeds": {"noise": config.output.seed, "mosaic": c.mosaic_seed, "misset": c.misset_seed},

@@ -32,7 +32,8 @@ class Simulation:
 
     The arguments are checked here, with the command line's messages naming the keyword:
     ``device`` ("cpu", "cuda:1" or a torch.device), ``dtype`` (torch.float64/float32 or their
-    names), ``max_memory`` (bytes per chunk, or a size such as "1G"), the plugin names.
+    names), ``max_memory`` (bytes per chunk, or a size such as "1G"), the plugin names;
+    ``image_stage`` names the image transforms run on the rendered panels (``nbsim.image_stage``).
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class Simulation:
         lattice: str | None = None,
         polarization: str | None = None,
         policy_options: Mapping[str, Any] | None = None,
+        image_stage: Sequence[str] = (),
         max_memory: int | str = DEFAULT_MAX_MEMORY,
     ):
         if not isinstance(config, RunConfig):
@@ -53,8 +55,10 @@ class Simulation:
         self.device = check_device(device, "device")
         self.dtype = check_dtype(dtype, "dtype")
         self.max_memory = parse_size(max_memory, "max_memory")
+        if isinstance(image_stage, str):
+            raise UsageError(f"image_stage: expected a sequence of transform names, got the string {image_stage!r}")
         self.physics = select_physics(config, phi_policy=phi_policy, lattice=lattice, polarization=polarization,
-                                      options=policy_options)
+                                      options=policy_options, image_stage=image_stage)
 
     @classmethod
     def from_argv(cls, argv: Sequence[str], **options) -> "Simulation":
@@ -62,8 +66,9 @@ class Simulation:
         return cls(RunConfig.from_nanobragg_argv(list(argv)), **options)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return self.config.detector.spixels, self.config.detector.fpixels
+    def shape(self) -> tuple[int, ...]:
+        """(spixels, fpixels), or (panels, spixels, fpixels) for a detector given as panels."""
+        return self.config.detector.image_shape
 
     def initial(self, name: str) -> Tensor:
         """The configuration's value of parameter ``name`` as a tensor (SI units)."""
@@ -81,28 +86,34 @@ class Simulation:
 
     def image(self, params: Mapping[str, Tensor] | None = None, *, roi: tuple[int, int, int, int] | None = None,
               checkpoint: bool | None = None) -> Tensor:
-        """The float image (spixels, fpixels), or its ``roi`` = (xmin, xmax, ymin, ymax) crop."""
+        """The float image (:attr:`shape`), or its ``roi`` = (xmin, xmax, ymin, ymax) crop (of every panel)."""
         model = self.model(params)
         if roi is None:
             return render(model, self.physics, max_memory=self.max_memory, checkpoint=checkpoint).image
         xmin, xmax, ymin, ymax = roi
-        f = torch.arange(xmin, xmax + 1, device=self.device)
+        d = self.config.detector
+        k = torch.arange(d.n_panels, device=self.device)
         s = torch.arange(ymin, ymax + 1, device=self.device)
-        flat = (s[:, None] * self.config.detector.fpixels + f[None, :]).reshape(-1)
+        f = torch.arange(xmin, xmax + 1, device=self.device)
+        flat = ((k[:, None, None] * d.spixels + s[:, None]) * d.fpixels + f).reshape(-1)
         values = render(model, self.physics, max_memory=self.max_memory, pixels=flat, checkpoint=checkpoint).values
-        return values.reshape(len(s), len(f))
+        return values.reshape(*self.shape[:-2], len(s), len(f))
 
     def pixels(self, pixels: Tensor, params: Mapping[str, Tensor] | None = None, *,
                checkpoint: bool | None = None) -> Tensor:
-        """Values of the listed pixels: (N, 2) (slow, fast) indices or (N,) flat indices."""
+        """Values of the listed pixels: (N, 2) (slow, fast) indices, (N, 3) (panel, slow, fast), or
+        (N,) flat indices (``nbsim.panels``)."""
         pixels = torch.as_tensor(pixels, device=self.device)
-        flat = pixels[:, 0] * self.config.detector.fpixels + pixels[:, 1] if pixels.dim() == 2 else pixels
+        d = self.config.detector
+        if pixels.dim() == 2:
+            panel = pixels[:, 0] if pixels.shape[1] == 3 else torch.zeros_like(pixels[:, 0])
+            pixels = (panel * d.spixels + pixels[:, -2]) * d.fpixels + pixels[:, -1]
         model = self.model(params)
-        return render(model, self.physics, max_memory=self.max_memory, pixels=flat, checkpoint=checkpoint).values
+        return render(model, self.physics, max_memory=self.max_memory, pixels=pixels, checkpoint=checkpoint).values
 
 
 def simulate(config: RunConfig, *, params: Mapping[str, Tensor] | None = None, **options) -> Tensor:
-    """The float image of ``config`` as a (spixels, fpixels) tensor (one call, no state kept).
+    """The float image of ``config`` (``DetectorConfig.image_shape``) as a tensor (one call, no state kept).
 
     ``options`` are those of :class:`Simulation` (device, dtype, phi_policy, lattice, ...).
     """

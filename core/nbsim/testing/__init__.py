@@ -19,12 +19,13 @@ mutation of inputs and determinism.  See ``docs/plugins.md``.
 """
 
 from nbsim.testing.base import ContractSuite
+from nbsim.testing.image import BaseImageTransformTests
 from nbsim.testing.lattice import BaseLatticeFactorTests
 from nbsim.testing.phi import BasePhiPolicyTests
 from nbsim.testing.polarization import BasePolarizationModelTests
 from nbsim.testing.tracer import BaseTracerTests
 
 __all__ = [
-    "BaseLatticeFactorTests", "BasePhiPolicyTests", "BasePolarizationModelTests", "BaseTracerTests",
+    "BaseImageTransformTests", "BaseLatticeFactorTests", "BasePhiPolicyTests", "BasePolarizationModelTests", "BaseTracerTests",
     "ContractSuite",
 ]
