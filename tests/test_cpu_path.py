@@ -88,8 +88,55 @@ def test_numba_with_structure_factors(hkl):
     assert torch.allclose(fast, tensor, rtol=1e-11, atol=1e-14 * float(tensor.abs().max()))
 
 
+@pytest.mark.parametrize("policy", ["spec", "c-parity"])
+@pytest.mark.parametrize("lattice", [None, "sphere"])
+@pytest.mark.parametrize("extra", ["-detpixels 4 -pixel 0.1", "", "-N 2 -detpixels 12 -pixel 1",
+                                   "-dmin 2.5 -tophat_spots -fudge 0.3"])
+def test_numba_interpolates_as_the_tensor_kernel(policy, lattice, extra, hkl):
+    """Tricubic F in the loop: every pass, c-parity's first pass of a block, compiled forms,
+    and the switch to nearest neighbour at the same evaluation as the tensor kernel (the
+    grid's -4..4 reaches over the small detector, not over the others: there the switch comes
+    mid-image, and the tophat and -dmin cuts decide which evaluations count)."""
+    flags = f"{BASE} -hkl {hkl} -default_F 0 -interpolate -mosaic 1 -mosaic_dom 3 -phi 0 -osc 2 -phisteps 2 {extra}"
+    config = RunConfig.from_nanobragg_argv(flags.split())
+    physics = select_physics(config, lattice=lattice, phi_policy=policy,
+                             options={"threads": 3} if policy == "c-parity" else None)
+    m = build_model(config)
+    assert cpu.refusal(m, physics) is None
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor")
+        fast = render(m, physics, engine="numba", max_memory=1 << 16)  # small chunks: the switch crosses them
+    assert fast.engine.name == "numba"
+    assert torch.allclose(fast.image, tensor.image, rtol=1e-11, atol=1e-14 * float(tensor.image.abs().max()))
+    _same_switch(fast.interpolation_switch, tensor.interpolation_switch)
+    assert (tensor.interpolation_switch is None) == ("-detpixels 4" in extra)
+
+
+def _same_switch(a, b):
+    """The same evaluation ended interpolation: equal nearest indices, hkl equal to rounding."""
+    assert (a is None) == (b is None)
+    if a is not None:
+        assert a[3:] == b[3:] and a[:3] == pytest.approx(b[:3], rel=1e-12)
+
+
+def test_numba_interpolation_switch_on_panels(hkl):
+    """The switch found in a later panel ends interpolation for the rest of the image."""
+    from nbsim.panels import split_detector
+
+    flags = f"{BASE} -hkl {hkl} -default_F 0 -interpolate -N 2 -detpixels 12 -pixel 1"
+    config = split_detector(RunConfig.from_nanobragg_argv(flags.split()), 2, 3)
+    physics = select_physics(config)
+    m = build_model(config)
+    with torch.no_grad():
+        tensor = render(m, physics, engine="tensor")
+        fast = render(m, physics, engine="numba")
+    assert tensor.interpolation_switch is not None
+    _same_switch(fast.interpolation_switch, tensor.interpolation_switch)
+    assert torch.allclose(fast.image, tensor.image, rtol=1e-11, atol=1e-14 * float(tensor.image.abs().max()))
+
+
 @pytest.mark.parametrize("extra, reason", [
-    ("-interpolate -hkl HKL", "its loop has no -interpolate"),
+    ("-interpolate -hkl HKL -oversample_polar", "its loop has no -interpolate with -oversample_thick/_polar/_omega"),
     ("GRAD", "it computes no gradients, and a parameter requires one"),
 ])
 def test_numba_refuses_what_it_does_not_cover_and_auto_steps_aside(extra, reason, hkl):

@@ -40,7 +40,8 @@ def _choice(flags: str, *, engine: str = "auto", lattice: str | None = None, phy
     (LARGE, "numba", "auto: 2.1e+07 sub-evaluations, numba from 2e+06"),
     (LARGE + " -round_xtal -nopolar -dmin 2", "numba", "auto:"),
     (LARGE + " -oversample_omega -oversample_polar", "numba", "auto:"),
-    (LARGE + " -interpolate -hkl HKL", "tensor", "numba: its loop has no -interpolate"),
+    (LARGE + " -interpolate -hkl HKL", "numba", "auto:"),
+    (LARGE + " -interpolate -hkl HKL -oversample_omega", "tensor", "numba: its loop has no -interpolate with"),
 ])
 def test_auto_picks_by_the_documented_rule(flags, name, words, hkl_file):
     choice, _, _ = _choice(flags.replace("HKL", hkl_file))
@@ -117,9 +118,9 @@ def test_a_subclass_gets_the_compiled_form_only_with_the_physics_it_was_written_
 
 def test_compiled_is_chosen_for_very_large_renders_numba_cannot_take(monkeypatch, hkl_file):
     monkeypatch.setattr(compiled, "THRESHOLD", {"cpu": NUMBA_MIN_EVALUATIONS})
-    choice, _, _ = _choice(LARGE + f" -interpolate -hkl {hkl_file}")
+    choice, _, _ = _choice(LARGE + f" -interpolate -hkl {hkl_file} -oversample_polar")
     expected = "compiled" if compiled.available(torch.device("cpu")) else "tensor"
-    assert choice.name == expected and "numba: its loop has no -interpolate" in choice.reason
+    assert choice.name == expected and "numba: its loop has no -interpolate with" in choice.reason
 
 
 def test_an_engine_asked_for_is_taken_when_it_can():
@@ -134,10 +135,10 @@ def test_unknown_engine_name():
 
 def test_the_command_names_the_flag_and_the_reason(tmp_path, monkeypatch, hkl_file):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["run", *SMALL.split(), "-interpolate", "-hkl", "P1.hkl", "--engine", "numba",
-                                      "-noprogress"])
+    result = CliRunner().invoke(cli, ["run", *SMALL.split(), "-interpolate", "-hkl", "P1.hkl", "-oversample_omega",
+                                      "--engine", "numba", "-noprogress"])
     assert result.exit_code == 2
-    assert result.stderr == "nbsim: error: --engine numba: its loop has no -interpolate\n"
+    assert result.stderr == "nbsim: error: --engine numba: its loop has no -interpolate with -oversample_thick/_polar/_omega\n"
     assert result.stdout == "" and [p.name for p in tmp_path.iterdir()] == ["P1.hkl"]
 
 

@@ -48,7 +48,7 @@ def test_golden_numba_engine(name, tmp_path):
 
 
 #: the reasons the golden cases the numba loop does not cover give (nbsim.cpu.refusal)
-NUMBA_REFUSAL = re.compile(r"its loop has no -interpolate")
+NUMBA_REFUSAL = re.compile(r"its loop has no -interpolate with -oversample_thick/_polar/_omega")
 
 
 @pytest.mark.golden

@@ -445,6 +445,124 @@ def _split_references(refs, d, Sb, count, n, split, j):
                 u[q] = _F32(t0 * d[0, q] + t1 * d[1, q] + t2 * d[2, q])
 
 
+#: interpolation switch keys: no evaluation interpolates (NEVER), or every one does (ALWAYS)
+NEVER, ALWAYS = -1, np.iinfo(np.int64).max
+
+
+@njit(inline="always")
+def _polint4(x0, y0, y1, y2, y3, t):
+    """The Lagrange polynomial through (x0 + i, y_i), i = 0..3, at t, in the reference's
+    operation order (``nbsim.interpolation._polint``)."""
+    x1, x2, x3 = x0 + 1.0, x0 + 2.0, x0 + 3.0
+    l0 = (t - x1) * (t - x2) * (t - x3) * y0 / ((x0 - x1) * (x0 - x2) * (x0 - x3))
+    l1 = (t - x0) * (t - x2) * (t - x3) * y1 / ((x1 - x0) * (x1 - x2) * (x1 - x3))
+    l2 = (t - x0) * (t - x1) * (t - x3) * y2 / ((x2 - x0) * (x2 - x1) * (x2 - x3))
+    l3 = (t - x0) * (t - x1) * (t - x2) * y3 / ((x3 - x0) * (x3 - x1) * (x3 - x2))
+    return l0 + l1 + l2 + l3
+
+
+@njit(inline="always")
+def _clamped(node, lo, size):
+    rel = int(node) - lo
+    return min(max(rel, 0), size - 1)
+
+
+@njit(inline="always")
+def _along_l(grid, gshape, ih, ik, lo_l, nl, l):
+    """F interpolated along l at grid row (ih, ik), nodes nl .. nl + 3."""
+    row = (ih * gshape[1] + ik) * gshape[2]
+    y0 = grid[row + _clamped(nl, lo_l, gshape[2])]
+    y1 = grid[row + _clamped(nl + 1.0, lo_l, gshape[2])]
+    y2 = grid[row + _clamped(nl + 2.0, lo_l, gshape[2])]
+    y3 = grid[row + _clamped(nl + 3.0, lo_l, gshape[2])]
+    return _polint4(nl, y0, y1, y2, y3, l)
+
+
+@njit(inline="always")
+def _along_k(grid, gshape, lo, ih, nk, nl, k, l):
+    ik0, ik1 = _clamped(nk, lo[1], gshape[1]), _clamped(nk + 1.0, lo[1], gshape[1])
+    ik2, ik3 = _clamped(nk + 2.0, lo[1], gshape[1]), _clamped(nk + 3.0, lo[1], gshape[1])
+    return _polint4(nk, _along_l(grid, gshape, ih, ik0, lo[2], nl, l), _along_l(grid, gshape, ih, ik1, lo[2], nl, l),
+                    _along_l(grid, gshape, ih, ik2, lo[2], nl, l), _along_l(grid, gshape, ih, ik3, lo[2], nl, l), k)
+
+
+@njit
+def _tricubic(h, k, l, sf):
+    """Tricubic F at (h, k, l) through the grid at floor - 1 .. floor + 2 (clamped to the grid),
+    along l, then k, then h (``nbsim.interpolation.tricubic``)."""
+    grid, lo, hi, gshape, default_F = sf
+    nh, nk, nl = np.floor(h) - 1.0, np.floor(k) - 1.0, np.floor(l) - 1.0
+    v0 = _along_k(grid, gshape, lo, _clamped(nh, lo[0], gshape[0]), nk, nl, k, l)
+    v1 = _along_k(grid, gshape, lo, _clamped(nh + 1.0, lo[0], gshape[0]), nk, nl, k, l)
+    v2 = _along_k(grid, gshape, lo, _clamped(nh + 2.0, lo[0], gshape[0]), nk, nl, k, l)
+    v3 = _along_k(grid, gshape, lo, _clamped(nh + 3.0, lo[0], gshape[0]), nk, nl, k, l)
+    return _polint4(nh, v0, v1, v2, v3, h)
+
+
+@njit(inline="always")
+def _out_of_range(h, k, l, sf):
+    """Whether the interpolation nodes of (h, k, l) leave the grid (``nbsim.interpolation.out_of_range``)."""
+    grid, lo, hi, gshape, default_F = sf
+    return (h - lo[0] + 3 > hi[0] - lo[0] + 1 or h - 2 < lo[0] or k - lo[1] + 3 > hi[1] - lo[1] + 1 or k - 2 < lo[1]
+            or l - lo[2] + 3 > hi[2] - lo[2] + 1 or l - 2 < lo[2])
+
+
+@njit(inline="always")
+def _interpolated_term(F, h, k, l, key, switch_key, alive, water, sf, flag_key, flag_hkl):
+    """F_cell^2 F_latt^2 of one evaluation, F_cell tricubic while ``key`` < ``switch_key``, else
+    nearest; a reached evaluation (F_latt non-zero or water, pass not cut) whose nodes leave
+    the grid is recorded in ``flag_key``/``flag_hkl`` when it comes first in loop order."""
+    term = 0.0
+    if F != 0.0 or water:
+        if alive and key < flag_key[0] and _out_of_range(h, k, l, sf):
+            flag_key[0] = key
+            flag_hkl[0], flag_hkl[1], flag_hkl[2] = h, k, l
+        if key < switch_key:
+            Fc = _tricubic(h, k, l, sf)
+        else:
+            Fc = _lookup(np.ceil(h - 0.5), np.ceil(k - 0.5), np.ceil(l - 0.5), sf)
+        term = Fc * Fc * F * F
+    return term
+
+
+@njit(fastmath={"contract"})
+def _interpolated_pass(shape, form, form_params, t, S, count, acc, lattice, sf, water, alive, keys, switch_key,
+                       flag_key, flag_hkl, hkl, F):
+    """acc[q] = Σ_r F_cell^2 F_latt^2 with tricubic F_cell (:func:`_interpolated_term`); evaluation
+    r of pixel q has key ``keys[q] + r``; F_latt of a built-in ``shape`` or the compiled ``form``."""
+    for q in range(count):
+        acc[q] = 0.0
+    for r in range(t.shape[1]):
+        _block_indices(t, r, S, count, hkl)
+        if shape == FORM:
+            form(hkl.ctypes, count, form_params.ctypes, F.ctypes)
+        else:
+            for q in range(count):
+                F[q] = _latt(shape, hkl[q], hkl[count + q], hkl[2 * count + q], lattice)
+        for q in range(count):
+            acc[q] += _interpolated_term(F[q], hkl[q], hkl[count + q], hkl[2 * count + q], keys[q] + r, switch_key,
+                                         alive[q] != 0.0, water, sf, flag_key, flag_hkl)
+
+
+@njit(fastmath={"contract"})
+def _interpolated_orientations(shape, form, form_params, t, Sx, Sy, Sz, lattice, sf, water, alive, key, switch_key,
+                               flag_key, flag_hkl):
+    """:func:`_interpolated_pass` for one pixel's pass over the orientations ``t`` (9, R)."""
+    R = t.shape[1]
+    hkl = _orientation_indices(t, Sx, Sy, Sz)
+    F = np.empty(R)
+    if shape == FORM:
+        form(hkl.ctypes, R, form_params.ctypes, F.ctypes)
+    else:
+        for r in range(R):
+            F[r] = _latt(shape, hkl[r], hkl[R + r], hkl[2 * R + r], lattice)
+    total = 0.0
+    for r in range(R):
+        total += _interpolated_term(F[r], hkl[r], hkl[R + r], hkl[2 * R + r], key + r, switch_key, alive, water, sf,
+                                    flag_key, flag_hkl)
+    return total
+
+
 @njit(fastmath={"contract"})
 def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, iz, w, count, I, g, before, alive,
                     special, ordinal, capture, polar, omega, oversample_thick, oversample_polar, oversample_omega,
@@ -488,7 +606,7 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
                   shape, lattice, form, form_params, sf, constant_F, precision, refs, deltas, source_mean,
                   source_offsets, sf32, prefactor, I_bg, oversample_thick, oversample_polar, oversample_omega,
-                  water):
+                  water, interpolate, switch_key):
     """Values (P,) and solid-angle sums (P,) of the pixels ``idx`` (flat indices, nbsim.panels)
     of one panel, whose first row is ``row0`` of all panels' rows.
 
@@ -507,7 +625,14 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     multiplies the running sum after every term, as the reference does (:func:`_running_step`;
     ``water``: no evaluation is skipped); the sums are then in double precision.
 
+    With ``interpolate`` (double precision, no running products), F_cell is tricubic for every
+    evaluation before ``switch_key`` in loop order (key (pixel * passes + pass) * R + r) and
+    nearest from there on (NEVER, ALWAYS); the first reached evaluation whose nodes leave the
+    grid is returned per pixel block, as (key, h, k, l), ALWAYS where there is none: the
+    caller renders again from its pixel on, with that key (the reference switches there).
+
     Pixels are processed in blocks of PIXEL_BLOCK, every inner loop running over the block.
+    Returns values, solid-angle sums, and the blocks' first out-of-range keys and indices.
     """
     P = idx.shape[0]
     n_sources = src_dir.shape[0]
@@ -516,6 +641,10 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     inv_lambda = 1.0 / src_lambda
     values = np.empty(P)
     omegas = np.empty(P)
+    n_blocks = (P + B - 1) // B
+    flag_keys = np.full(n_blocks, ALWAYS, dtype=np.int64)
+    flag_hkls = np.zeros((n_blocks, 3))
+    R = tables.shape[2]
     pix0x, pix0y, pix0z = geo[0, 0], geo[0, 1], geo[0, 2]
     fx, fy, fz = geo[1, 0], geo[1, 1], geo[1, 2]
     sx, sy, sz = geo[2, 0], geo[2, 1], geo[2, 2]
@@ -527,9 +656,16 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     F2 = sf[4] * sf[4]
     base_tables = tables[0]
     running = oversample_thick or oversample_polar or oversample_omega
-    for blk in prange((P + B - 1) // B):
+    for blk in prange(n_blocks):
         first_pixel = blk * B
         count = min(B, P - first_pixel)
+        if interpolate and switch_key == ALWAYS and idx[first_pixel] * passes_per_pixel * R > flag_keys.min():
+            # after an out-of-range evaluation another block has found: the caller renders this
+            # block again (read while other blocks write: a stale value only skips less)
+            for q in range(count):
+                values[first_pixel + q] = 0.0
+                omegas[first_pixel + q] = 0.0
+            continue
         fpix = np.empty(B)
         spix = np.empty(B)
         special = np.empty(B, dtype=np.int64)  # each pixel's pass that uses variant_first
@@ -548,8 +684,12 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
         # allocation is paid per block (all of them together measured 10-15% of a plain render)
         g = np.ones(B if running else 1)  # what a pass multiplies the running sum by
         before = np.empty(B if running else 1)  # a first pass's running sum, before the shared tables took it
-        form_hkl = np.empty(3 * B if shape == FORM else 1)  # a compiled form's Miller indices and values
-        form_F = np.empty(B if shape == FORM else 1)
+        form_hkl = np.empty(3 * B if shape == FORM or interpolate else 1)  # Miller indices and F_latt, laid
+        form_F = np.empty(B if shape == FORM or interpolate else 1)  # out as a compiled form takes them
+        keys = np.empty(B if interpolate else 1, dtype=np.int64)  # each pixel's first key of the pass
+        counted = np.empty(B if interpolate else 1)  # passes whose shared-table evaluations are the real ones
+        flag_key = flag_keys[blk:blk + 1]
+        flag_hkl = flag_hkls[blk]
         Sb = np.empty((3, B))  # scattering vectors of the mean source
         # single-precision scratch (NEAR)
         S32 = np.empty((3, B), dtype=np.float32)
@@ -636,6 +776,14 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                                        count, y, acc32, n32, sf32)
                             for q in range(count):
                                 acc[q] = np.float64(acc32[q])
+                        elif interpolate:
+                            pass_ordinal = ((t * n + i) * n + jj) * n_sources + s
+                            for q in range(count):
+                                keys[q] = (idx[first_pixel + q] * passes_per_pixel + pass_ordinal) * R
+                                # a row block's first pass evaluates its own tables below, not these
+                                counted[q] = alive[q] if special[q] != pass_ordinal or variant_first == 0 else 0.0
+                            _interpolated_pass(shape, form, form_params, base_tables, S, count, acc, lattice, sf, water,
+                                               counted, keys, switch_key, flag_key, flag_hkl, form_hkl, form_F)
                         elif shape == FORM:
                             _form_pass(form, form_params, constant_F, base_tables, S, count, acc, sf, form_hkl, form_F)
                         else:
@@ -643,7 +791,12 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                         if variant_first != 0:
                             ordinal = ((t * n + i) * n + jj) * n_sources + s
                             for q in range(count):
-                                if special[q] == ordinal and shape == FORM:
+                                if special[q] == ordinal and interpolate:
+                                    acc[q] = _interpolated_orientations(
+                                        shape, form, form_params, tables[variant_first], (d[0, q] + ix) * w,
+                                        (d[1, q] + iy) * w, (d[2, q] + iz) * w, lattice, sf, water, alive[q] != 0.0,
+                                        keys[q], switch_key, flag_key, flag_hkl)
+                                elif special[q] == ordinal and shape == FORM:
                                     acc[q] = _form_orientation_sum(form, form_params, constant_F, tables[variant_first],
                                                                    (d[0, q] + ix) * w, (d[1, q] + iy) * w,
                                                                    (d[2, q] + iz) * w, sf)
@@ -663,4 +816,4 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                 value *= omega[q]
             values[first_pixel + q] = value
             omegas[first_pixel + q] = omega_sum[q]
-    return values, omegas
+    return values, omegas, flag_keys, flag_hkls

@@ -4,8 +4,8 @@ It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the comm
 CPU, no gradient, built-in lattice shapes and polarization models (they declare
 ``cpu_kernel``) or lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), a phi
 policy whose orientations depend at most on whether a pass is the first of its row block (it
-offers ``shared_tables``), no tricubic interpolation and no tracing (running products of
-``-oversample_thick/_polar/_omega`` included); :func:`refusal` says which of these a render
+offers ``shared_tables``), no tracing (running products of ``-oversample_thick/_polar/_omega``
+included, tricubic interpolation where they are absent); :func:`refusal` says which of these a render
 lacks (the engine ``numba`` of :mod:`nbsim.engines`).  Results agree with the tensor kernel
 to rounding (``tests/test_cpu_path.py``).
 """
@@ -28,6 +28,7 @@ from nbsim.kernel import (
     running_products,
     variant_tables,
 )
+from nbsim.interpolation import InterpolationSwitch
 from nbsim.model import R_E_SQR, Model
 
 SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
@@ -56,8 +57,8 @@ def refusal(m: Model, physics: Physics) -> str | None:
         return f"it renders in float64 or float32, not {m.compute_dtype}"
     if records_gradients(m):
         return "it computes no gradients, and a parameter requires one"
-    if m.config.crystal.interpolate:
-        return "its loop has no -interpolate"
+    if m.config.crystal.interpolate and running_products(m):
+        return "its loop has no -interpolate with -oversample_thick/_polar/_omega"
     if _compiled_form(physics.lattice, "evaluate", SHAPES) is None and lattice_form_of(physics.lattice) is None:
         return f"lattice factor {physics.lattice.name!r} has no compiled form"
     if _compiled_form(physics.polarization, "factor", POLARIZATIONS) is None:
@@ -116,7 +117,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
               np.zeros((1, 1, 3), np.float32))
     n = m.n_cells.numpy()
     if (m.compute_dtype != torch.float32 or _compiled_form(physics.lattice, "evaluate", SHAPES) != "square"
-            or running_products(m)
+            or running_products(m) or m.config.crystal.interpolate
             or not np.array_equal(n, np.round(n))):
         return double
     inv_lambda = 1.0 / m.sources.wavelengths.numpy()
@@ -200,29 +201,47 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
         shape, lattice, form, form_params, sf, constant_F, precision, refs,
         deltas, source_mean, source_offsets, sf32, float(R_E_SQR * m.fluence / m.steps), float(m.I_bg),
         cfg.sampling.oversample_thick, cfg.sampling.oversample_polar, cfg.sampling.oversample_omega,
-        cfg.beam.water_size != 0.0,
+        cfg.beam.water_size != 0.0, c.interpolate and not constant_F,
     )
 
     unannounced = [notice]  # the notice is considered once, before the first chunk
 
     pixels_per_panel = m.panels.spixels * m.panels.fpixels
+    keys_per_pixel = m.passes_per_pixel * tables.shape[2]  # evaluations in loop order (interpolation)
+    interpolate = inputs[-1]
 
-    def render(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def call(idx: np.ndarray, panel: int, switch_key: int) -> tuple:
+        args = (idx, d.fpixels, panel * m.panels.spixels, *geos[panel], d.curved, d.point_pixel, m.oversample,
+                m.thicksteps, *sources, *inputs, switch_key)
+        if unannounced and (tell := unannounced.pop()) and jit.will_compile(compiled_loop.render_pixels, args):
+            tell(COMPILE_NOTICE)
+        return compiled_loop.render_pixels(*args)
+
+    def render(idx: torch.Tensor, interpolating: bool) -> tuple:
+        """Values (P,), solid-angle sums (P,) and the interpolation switch, if one happens here."""
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
         idx = idx.numpy()
-        parts = []
+        values, omegas, switch = [], [], None
+        interpolating = interpolate and interpolating
         # the loop renders one panel at a time: split the chunk (raster order) at panel boundaries
         bounds = np.searchsorted(idx, np.arange(m.panels.count + 1) * pixels_per_panel)
         for k in np.flatnonzero(bounds[1:] > bounds[:-1]):
-            args = (idx[bounds[k]:bounds[k + 1]], d.fpixels, k * m.panels.spixels, *geos[k], d.curved,
-                    d.point_pixel, m.oversample, m.thicksteps, *sources, *inputs)
-            if unannounced and (tell := unannounced.pop()) and jit.will_compile(compiled_loop.render_pixels, args):
-                tell(COMPILE_NOTICE)
-            parts.append(compiled_loop.render_pixels(*args))
-        if len(parts) == 1:
-            values, omegas = parts[0]
-        else:
-            values, omegas = (np.concatenate(x) for x in zip(*parts))
-        return torch.from_numpy(values), torch.from_numpy(omegas)
+            part = idx[bounds[k]:bounds[k + 1]]
+            v, om, flag_keys, flag_hkls = call(part, k, compiled_loop.ALWAYS if interpolating else compiled_loop.NEVER)
+            if interpolating and flag_keys.min() != compiled_loop.ALWAYS:
+                # interpolation ends at that evaluation: its pixel again, switching there, and
+                # every later pixel with nearest-neighbour F
+                block = int(flag_keys.argmin())
+                key, (h, kk, l) = int(flag_keys[block]), flag_hkls[block].tolist()
+                pixel = key // keys_per_pixel
+                at = int(np.searchsorted(part, pixel))
+                v[at:], om[at:] = call(part[at:], k, key)[:2]
+                switch = InterpolationSwitch(hkl=(h, kk, l, *(int(np.ceil(x - 0.5)) for x in (h, kk, l))), pixel=pixel)
+                interpolating = False
+            values.append(v)
+            omegas.append(om)
+        if len(values) == 1:
+            return torch.from_numpy(values[0]), torch.from_numpy(omegas[0]), switch
+        return torch.from_numpy(np.concatenate(values)), torch.from_numpy(np.concatenate(omegas)), switch
 
     return render

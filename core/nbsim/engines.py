@@ -11,7 +11,7 @@ image).  Three engines exist:
 * ``numba``: the compiled CPU loop (:mod:`nbsim.cpu`), without gradients, for the built-in
   lattice shapes and lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), the
   built-in polarization models, and phi policies that offer ``shared_tables``; not for
-  ``-interpolate`` (:func:`nbsim.cpu.refusal` says which a render lacks).
+  ``-interpolate`` with running products (:func:`nbsim.cpu.refusal` says which a render lacks).
 
 ``auto`` (:func:`choose`) takes numba where it applies and the render has at least
 ``NUMBA_MIN_EVALUATIONS`` sub-evaluations (below that the tensor kernel is done before numba
@@ -133,13 +133,7 @@ class NumbaEngine:
         return cpu.refusal(m, physics)
 
     def renderer(self, m, physics, order, *, pixels_per_chunk, orientation_chunk, checkpoint, notice):
-        pixels = cpu.pixel_renderer(m, physics, order, notice)
-
-        def chunk(idx: Tensor, interpolating: bool) -> tuple:
-            values, omegas = pixels(idx)
-            return values, omegas, None
-
-        return chunk
+        return cpu.pixel_renderer(m, physics, order, notice)
 
 
 def _kernel_chunks(m, physics, order, orientation_chunk, checkpoint, sums) -> ChunkRenderer:
