@@ -1,6 +1,6 @@
 """Render times of this tree against another checkout, interleaved, in one session.
 
-    .venv/bin/python benchmarks/render_pairs.py --base ../base [--problems P2,P3] [--engines auto,tensor]
+    .venv/bin/python benchmarks/render_pairs.py --base ../base [--new .] [--problems P2,P3] [--engines auto,tensor]
 
 Each round runs one process per tree (this tree first, then the base, its own ``.venv``);
 a process renders every (problem, engine, dtype) ``--repeats`` times after one warm-up
@@ -59,6 +59,7 @@ def _process(tree: Path, jobs, repeats: int, threads: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="checkout to compare with (its own .venv)")
+    parser.add_argument("--new", default=str(ROOT), help="checkout measured as new (default: this one)")
     parser.add_argument("--problems", default="P1,P2,P3,P4")
     parser.add_argument("--engines", default="auto,tensor")
     parser.add_argument("--dtypes", default="float64,float32")
@@ -67,14 +68,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "reports" / "benchmarks"))
     args = parser.parse_args()
-    base = Path(args.base).resolve()
+    base, new_tree = Path(args.base).resolve(), Path(args.new).resolve()
     jobs = [(PROBLEMS[p], e, d) for p in args.problems.split(",") for e in args.engines.split(",")
             for d in args.dtypes.split(",")]
     labels = [f"{p} {e} {d}" for p in args.problems.split(",") for e in args.engines.split(",")
               for d in args.dtypes.split(",")]
     times = {"new": [], "base": []}
     for _ in range(args.rounds):
-        for tree, key in ((ROOT, "new"), (base, "base")):
+        for tree, key in ((new_tree, "new"), (base, "base")):
             times[key].append(_process(tree, jobs, args.repeats, args.threads))
     rows = []
     for i, label in enumerate(labels):
@@ -82,9 +83,9 @@ def main() -> None:
         old = [r[i]["seconds"] for r in times["base"]]
         same = abs(times["new"][0][i]["sum"] - times["base"][0][i]["sum"]) <= 1e-9 * abs(times["base"][0][i]["sum"])
         rows.append({"job": label, "new": new, "base": old, "ratio": min(new) / min(old), "same_sum": same})
-    base_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=base, capture_output=True,
-                              text=True).stdout.strip()
-    lines = [f"# Render times against {base_rev}", "",
+    base_rev, new_rev = (subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
+                                        text=True).stdout.strip() for tree in (base, new_tree))
+    lines = [f"# Render times: {new_rev} against {base_rev}", "",
              f"`benchmarks/render_pairs.py --base <checkout of {base_rev}>`: {args.rounds} rounds, one process per "
              f"tree per round (this tree first), best of {args.repeats} renders after a warm-up, "
              f"{args.threads} threads.", "",
@@ -93,7 +94,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['job']} | {' '.join(f'{x:.3f}' for x in r['new'])} | "
                      f"{' '.join(f'{x:.3f}' for x in r['base'])} | {r['ratio']:.2f} | {'yes' if r['same_sum'] else 'NO'} |")
-    write_report(args.out, "render_pairs", {"environment": environment(), "base": base_rev, "rows": rows}, lines)
+    write_report(args.out, "render_pairs", {"environment": environment(), "base": base_rev, "new": new_rev, "rows": rows}, lines)
     print("\n".join(lines))
 
 
