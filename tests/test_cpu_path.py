@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import attrs
 import pytest
 import torch
 
 from nbsim import RunConfig, build_model, compiled, cpu, select_physics
+from nbsim.builtins.polarization import KahnPolarization
+from nbsim.testing import BasePolarizationModelTests
 from nbsim.engines import EngineError
 from nbsim.pipeline import render
 
@@ -233,3 +236,57 @@ def test_small_renders_do_not_import_numba():
             "print('numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"]
+
+
+def _unpolarized_form():
+    """A third-party polarization model's compiled form: (1 + cos^2 2θ)/2 whatever the Kahn factor."""
+    from numba import carray, cfunc
+
+    from nbsim.compiled_forms import polarization_signature
+
+    @cfunc(polarization_signature())
+    def form(incident, diffracted, n, params, out):
+        i = carray(incident, (3,))
+        d = carray(diffracted, (3 * n,))
+        values = carray(out, (n,))
+        for q in range(n):
+            c = i[0] * d[q] + i[1] * d[n + q] + i[2] * d[2 * n + q]
+            values[q] = 0.5 * (1.0 + c * c)
+
+    return form
+
+
+class Unpolarized:
+    name = "unpolarized"
+
+    def factor(self, incident, diffracted, axis, kahn):
+        c = (incident * diffracted).sum(-1)
+        return 0.5 * (1.0 + c * c)
+
+    def compiled_form(self):
+        return _unpolarized_form()
+
+
+class LouderKahn(KahnPolarization):
+    """A subclass with physics of its own: the parent's compiled form does not cover it."""
+
+    def factor(self, incident, diffracted, axis, kahn):
+        return 2.0 * super().factor(incident, diffracted, axis, kahn)
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_a_plugin_polarization_model_gets_the_loop_through_its_compiled_form(running):
+    flags = BASE + " -polar 0.6 -divergence 1 -divsteps 3 -mosaic 1 -mosaic_dom 3" + (" -oversample_polar" if running else "")
+    config = RunConfig.from_nanobragg_argv(flags.split())
+    physics = attrs.evolve(select_physics(config), polarization=Unpolarized())
+    m = build_model(config)
+    assert cpu.refusal(m, physics) is None
+    _engine_matches_tensor(m, physics, "numba")
+    louder = attrs.evolve(physics, polarization=LouderKahn())
+    assert cpu.refusal(m, louder) == "polarization model 'kahn' has no compiled form"
+
+
+class TestUnpolarizedContract(BasePolarizationModelTests):
+    @pytest.fixture
+    def implementation(self):
+        return Unpolarized()

@@ -1,11 +1,11 @@
 """Compiled (numba) render loop for the CPU: the common case, without gradients.
 
-The same physics as :mod:`nbsim.kernel` for the built-in lattice shapes and polarization
-models, and for lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), in the
-reference program's pass order (layers, sub-pixels, sources, orientations)
-and compiled with numba.  Pixels are taken in blocks, one parallel work item each, and every
-inner loop runs over the block's pixels, so that it vectorises whatever the numbers of
-sources and orientations; sin(πh) uses the exact-reduction polynomial of :mod:`nbsim.trig`.
+The same physics as :mod:`nbsim.kernel` for lattice factors with a compiled form
+(:mod:`nbsim.compiled_forms`; the built-in shapes' forms inlined, from
+:mod:`nbsim.builtins.lattice_forms`) and the built-in polarization models, in the reference
+program's pass order (layers, sub-pixels, sources, orientations) and compiled with numba.
+Pixels are taken in blocks, one parallel work item each, and every inner loop runs over the
+block's pixels, so that it vectorises whatever the numbers of sources and orientations.
 In single precision only a small correction to a double-precision reference index is
 single precision (:func:`_near_pass`).  Imported only when numba is available;
 :mod:`nbsim.cpu` decides when it applies and prepares its inputs.
@@ -18,49 +18,21 @@ import math
 import numpy as np
 from numba import carray, cfunc, njit, prange
 
-from nbsim.compiled_forms import lattice_signature
+from nbsim.builtins.lattice_forms import SQUARE, lattice_factor as _latt
+from nbsim.builtins.polarization_forms import polarization_factor as _polarization
+from nbsim.compiled_forms import lattice_signature, polarization_signature
 
-#: the built-in shapes, and FORM: a lattice factor's compiled form (nbsim.compiled_forms)
-SQUARE, ROUND, GAUSS, TOPHAT, FORM = 0, 1, 2, 3, 4
+#: FORM: F_latt from a lattice factor's compiled form (nbsim.compiled_forms), called through
+#: its pointer; the built-in shapes' forms are inlined instead (their codes, lattice_forms.INLINE)
+FORM = 4
 #: how the lattice sums are taken: in double precision, or in single precision near a
 #: double-precision reference (see :func:`_near_pass`)
 DOUBLE, NEAR = 0, 1
 #: pixels per parallel work item: the inner loops run over them (vectorised), so per-pass
 #: work and call overheads are shared by the block
 PIXEL_BLOCK = 128
-NO_POLARIZATION, KAHN = 0, 1
-
-@njit(inline="always", fastmath={"contract"})
-def _sinpi(t):
-    k = np.round(t)
-    r = t - k
-    r2 = r * r
-    p = 5.392664662608129e-10
-    p = p * r2 - 2.2948428997269873e-08
-    p = p * r2 + 7.952054001475513e-07
-    p = p * r2 - 2.1915353447830217e-05
-    p = p * r2 + 0.00046630280576761255
-    p = p * r2 - 0.0073704309457143504
-    p = p * r2 + 0.08214588661112823
-    p = p * r2 - 0.5992645293207921
-    p = p * r2 + 2.5501640398773455
-    p = p * r2 - 5.16771278004997
-    p = p * r2 + 3.141592653589793
-    half = k * 0.5
-    sign = 1.0 - 4.0 * (half - np.floor(half))  # +1 for even k, -1 for odd
-    return r * p * sign
-
-
-@njit(inline="always", fastmath={"contract"})
-def _sincg(h, n):
-    """sin(π N h)/sin(π h) (N at integer h, with the sign of the limit)."""
-    den = _sinpi(h)
-    m = np.round(h) * (n - 1.0)
-    half = m * 0.5
-    limit = n * (1.0 - 4.0 * (half - np.floor(half)))
-    ratio = _sinpi(n * h) / (den if den != 0.0 else 1.0)
-    return limit if den == 0.0 else ratio
-
+#: a polarization model's compiled form called through its pointer (the built-ins' are inlined)
+POLAR_FORM = 2
 
 _F32 = np.float32
 #: sin(π r)/r for |r| <= 1/2 as a polynomial in r^2: a degree-9 minimax fit, relative error 4e-8
@@ -100,39 +72,6 @@ def _parity(j):
 
 
 @njit(inline="always")
-def _polarization(polar_mode, kahn, polar_axis, ix, iy, iz, dx, dy, dz):
-    """The polarization factor of incident (ix, iy, iz) and diffracted (dx, dy, dz), both unit."""
-    if polar_mode == NO_POLARIZATION:
-        return 1.0
-    c2 = ix * dx + iy * dy + iz * dz
-    c2sq = c2 * c2
-    if kahn == 0.0:
-        return 0.5 * (1.0 + c2sq)
-    # B = unit(axis x i), E = unit(i x B); cos 2psi = (E^2 - B^2)/(E^2 + B^2)
-    ax, ay, az = polar_axis[0], polar_axis[1], polar_axis[2]
-    Bx, By, Bz = ay * iz - az * iy, az * ix - ax * iz, ax * iy - ay * ix
-    Bn = math.sqrt(Bx * Bx + By * By + Bz * Bz)
-    if Bn > 0.0:
-        Bx, By, Bz = Bx / Bn, By / Bn, Bz / Bn
-    Ex, Ey, Ez = iy * Bz - iz * By, iz * Bx - ix * Bz, ix * By - iy * Bx
-    En = math.sqrt(Ex * Ex + Ey * Ey + Ez * Ez)
-    if En > 0.0:
-        Ex, Ey, Ez = Ex / En, Ey / En, Ez / En
-    E = dx * Ex + dy * Ey + dz * Ez
-    B = dx * Bx + dy * By + dz * Bz
-    norm = E * E + B * B
-    cos2psi = (E * E - B * B) / norm if norm > 0.0 else 1.0
-    return 0.5 * (1.0 + c2sq - kahn * cos2psi * (1.0 - c2sq))
-
-
-@njit(inline="always")
-def _sinc3(x):
-    if x == 0.0:
-        return 1.0
-    return 3.0 * (math.sin(x) / x - math.cos(x)) / (x * x)
-
-
-@njit(inline="always")
 def _rotate_axis(vx, vy, vz, ax, ay, az, phi):
     s = math.sin(phi)
     c = math.cos(phi)
@@ -149,33 +88,6 @@ def _lookup(h0, k0, l0, sf):
     inside = lo[0] <= h0 <= hi[0] and lo[1] <= k0 <= hi[1] and lo[2] <= l0 <= hi[2]
     flat = ((int(h0) - lo[0]) * gshape[1] + (int(k0) - lo[1])) * gshape[2] + (int(l0) - lo[2])
     return grid[flat] if inside else default_F
-
-
-@njit(inline="always", fastmath={"contract"})
-def _latt(shape, h, k, l, lattice):
-    """F_latt of a built-in shape at fractional indices (h, k, l).
-
-    ``lattice`` = (Na, Nb, Nc, fudge, reciprocal vectors (3, 3)).  One exit, no early returns:
-    the loops that inline it vectorise only then (measured: early returns cost 15-20%).
-    """
-    na, nb, nc, fudge, recip = lattice
-    if shape == SQUARE:
-        F = _sincg(h, na) * _sincg(k, nb) * _sincg(l, nc)
-    else:
-        dh, dk, dl = h - np.ceil(h - 0.5), k - np.ceil(k - 0.5), l - np.ceil(l - 0.5)
-        if shape == ROUND:
-            hrad = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
-            F = na * nb * nc * 0.723601254558268 * _sinc3(math.pi * math.sqrt(hrad * fudge))
-        else:
-            qx = dh * recip[0, 0] + dk * recip[1, 0] + dl * recip[2, 0]
-            qy = dh * recip[0, 1] + dk * recip[1, 1] + dl * recip[2, 1]
-            qz = dh * recip[0, 2] + dk * recip[1, 2] + dl * recip[2, 2]
-            rad = (qx * qx + qy * qy + qz * qz) * na * na * nb * nb * nc * nc
-            if shape == GAUSS:
-                F = na * nb * nc * math.exp(-(rad / 0.63 * fudge))
-            else:
-                F = na * nb * nc if rad * fudge < 0.3969 else 0.0
-    return F
 
 
 @njit(inline="always", fastmath={"contract"})
@@ -563,6 +475,25 @@ def _interpolated_orientations(shape, form, form_params, t, Sx, Sy, Sz, lattice,
     return total
 
 
+@cfunc(polarization_signature(), cache=True)
+def no_polar_form(incident, diffracted, n, params, out):
+    """The form argument of renders whose polarization model the loop inlines (never called)."""
+    values = carray(out, (n,))
+    for i in range(n):
+        values[i] = 1.0
+
+
+@njit
+def _form_polarization(form, params, ix, iy, iz, d, count, incident, dirs, out):
+    """out[0:count] = the compiled ``form``'s factors for incident (ix, iy, iz) and the block's
+    diffracted directions ``d`` (3, B)."""
+    incident[0], incident[1], incident[2] = ix, iy, iz
+    for a in range(3):
+        for q in range(count):
+            dirs[a * count + q] = d[a, q]
+    form(incident.ctypes, dirs.ctypes, count, params.ctypes, out.ctypes)
+
+
 @njit(fastmath={"contract"})
 def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, iz, w, count, I, g, before, alive,
                     special, ordinal, capture, polar, omega, oversample_thick, oversample_polar, oversample_omega,
@@ -602,7 +533,7 @@ def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, 
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
 def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_pixel, n, layers,
-                  src_dir, src_lambda, dmin, polar_mode, kahn, polar_axis, nopolar,
+                  src_dir, src_lambda, dmin, polar_mode, polar_form, polar_params, kahn, polar_axis, nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
                   shape, lattice, form, form_params, sf, constant_F, precision, refs, deltas, source_mean,
                   source_offsets, sf32, prefactor, I_bg, oversample_thick, oversample_polar, oversample_omega,
@@ -686,6 +617,8 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
         before = np.empty(B if running else 1)  # a first pass's running sum, before the shared tables took it
         form_hkl = np.empty(3 * B if shape == FORM or interpolate else 1)  # Miller indices and F_latt, laid
         form_F = np.empty(B if shape == FORM or interpolate else 1)  # out as a compiled form takes them
+        by_form = polar_mode == POLAR_FORM
+        polar_scratch = (np.empty(3), np.empty(3 * B if by_form else 1), np.empty(B if by_form else 1))
         keys = np.empty(B if interpolate else 1, dtype=np.int64)  # each pixel's first key of the pass
         counted = np.empty(B if interpolate else 1)  # passes whose shared-table evaluations are the real ones
         flag_key = flag_keys[blk:blk + 1]
@@ -749,17 +682,20 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                             for q in range(count):
                                 stol = 0.5 * math.sqrt(S[0, q] * S[0, q] + S[1, q] * S[1, q] + S[2, q] * S[2, q])
                                 alive[q] = 0.0 if stol > 0.0 and dmin > 0.5 / stol else 1.0
+                        formed = polar_scratch[2]
+                        if by_form and (oversample_polar or polar_pending):
+                            _form_polarization(polar_form, polar_params, -ix, -iy, -iz, d, count, *polar_scratch)
                         if oversample_polar:  # every surviving pass takes its own factor
                             for q in range(count):
                                 if alive[q] != 0.0:
-                                    polar[q] = _polarization(polar_mode, kahn, polar_axis, -ix, -iy, -iz,
-                                                             d[0, q], d[1, q], d[2, q])
+                                    polar[q] = formed[q] if by_form else _polarization(
+                                        polar_mode, kahn, polar_axis, -ix, -iy, -iz, d[0, q], d[1, q], d[2, q])
                         elif polar_pending:  # the first non-zero factor of a surviving pass is kept
                             polar_pending = False
                             for q in range(count):
                                 if polar[q] == 0.0 and alive[q] != 0.0:
-                                    polar[q] = _polarization(polar_mode, kahn, polar_axis, -ix, -iy, -iz,
-                                                             d[0, q], d[1, q], d[2, q])
+                                    polar[q] = formed[q] if by_form else _polarization(
+                                        polar_mode, kahn, polar_axis, -ix, -iy, -iz, d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
                         if running:
                             _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, iz, w, count,

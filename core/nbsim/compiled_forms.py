@@ -1,5 +1,9 @@
 """Compiled forms of physics objects: how a plugin gets the numba engine (``nbsim.cpu``).
 
+Lattice factors and polarization models have one tensor form each and may offer a compiled
+one; the loop calls it through its pointer (or inlines it, for the built-ins' forms, which
+it recognises: ``nbsim.builtins.lattice_forms``, ``nbsim.builtins.polarization_forms``).
+
 A lattice factor has one tensor form (``evaluate``) and may offer a compiled one for the CPU
 loop: its method ``compiled_form()`` returns a numba ``cfunc`` of :func:`lattice_signature`,
 which evaluates F_latt for a block of Miller indices::
@@ -16,7 +20,9 @@ form's own loop vectorizes; the loop is compiled once for every form (the form i
 first-class function argument, not part of the loop's code) and stays cached on disk.  The
 contract suite (``nbsim.testing.lattice``) checks the form against ``evaluate``.
 
-This module imports numba only when :func:`lattice_signature` is called.
+A polarization model's ``compiled_form()`` returns a cfunc of :func:`polarization_signature`,
+called once per block of pixels, pass and source.  This module imports numba only when a
+signature is asked for.
 """
 
 from __future__ import annotations
@@ -49,3 +55,32 @@ def declared_with(cls: type, capability: str, method: str) -> bool:
     declared = next((c for c in cls.__mro__ if capability in vars(c)), None)
     defined = next((c for c in cls.__mro__ if method in vars(c)), None)
     return declared is not None and defined is not None and issubclass(declared, defined)
+
+
+#: Kahn factor, then the polarization axis (x, y, z)
+POLARIZATION_PARAMS = 4
+
+
+def polarization_signature():
+    """The numba signature of a polarization model's compiled form::
+
+        form(incident, diffracted, n, params, out)
+
+        incident    float64*, 3 values: the unit vector from the source towards the sample
+        diffracted  float64*, 3n values: x[0:n], then y[0:n], then z[0:n], unit vectors
+        n           the number of diffracted directions
+        params      float64*, POLARIZATION_PARAMS values: the Kahn factor, then the axis (x, y, z)
+        out         float64*, n values: the factor of each direction
+    """
+    from numba import types
+
+    double_p = types.CPointer(types.float64)
+    return types.void(double_p, double_p, types.intp, double_p, double_p)
+
+
+def polarization_form_of(model) -> object | None:
+    """The compiled form a polarization model offers, or None (the rule of :func:`lattice_form_of`,
+    for ``factor``)."""
+    if not declared_with(type(model), "compiled_form", "factor"):
+        return None
+    return model.compiled_form()

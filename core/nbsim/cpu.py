@@ -1,8 +1,8 @@
 """The compiled CPU path: when it applies, and its inputs (see :mod:`nbsim._cpu_jit`).
 
 It renders exactly what :func:`nbsim.kernel.render_pixels` renders, for the common case:
-CPU, no gradient, built-in lattice shapes and polarization models (they declare
-``cpu_kernel``) or lattice factors with a compiled form (:mod:`nbsim.compiled_forms`), a phi
+CPU, no gradient, lattice factors and polarization models with a compiled form
+(:mod:`nbsim.compiled_forms`; the built-ins offer theirs, which the loop inlines), a phi
 policy whose orientations depend at most on whether a pass is the first of its row block (it
 offers ``shared_tables``), no tracing (running products of ``-oversample_thick/_polar/_omega``
 included, tricubic interpolation where they are absent); :func:`refusal` says which of these a render
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from nbsim import jit
-from nbsim.compiled_forms import LATTICE_PARAMS, declared_with, lattice_form_of
+from nbsim.compiled_forms import LATTICE_PARAMS, lattice_form_of, polarization_form_of
 from nbsim.kernel import (
     PassOrder,
     PassOrientations,
@@ -30,9 +30,6 @@ from nbsim.kernel import (
 )
 from nbsim.interpolation import InterpolationSwitch
 from nbsim.model import R_E_SQR, Model
-
-SHAPES = {"square": 0, "round": 1, "gauss": 2, "tophat": 3}
-POLARIZATIONS = {"none": 0, "kahn": 1}
 
 
 @functools.cache
@@ -59,9 +56,9 @@ def refusal(m: Model, physics: Physics) -> str | None:
         return "it computes no gradients, and a parameter requires one"
     if m.config.crystal.interpolate and running_products(m):
         return "its loop has no -interpolate with -oversample_thick/_polar/_omega"
-    if _compiled_form(physics.lattice, "evaluate", SHAPES) is None and lattice_form_of(physics.lattice) is None:
+    if lattice_form_of(physics.lattice) is None:
         return f"lattice factor {physics.lattice.name!r} has no compiled form"
-    if _compiled_form(physics.polarization, "factor", POLARIZATIONS) is None:
+    if polarization_form_of(physics.polarization) is None:
         return f"polarization model {physics.polarization.name!r} has no compiled form"
     if not PassOrientations.shared(physics):
         return f"phi policy {physics.policy.name!r} has no shared_tables (its orientations may differ per pass)"
@@ -70,24 +67,25 @@ def refusal(m: Model, physics: Physics) -> str | None:
     return None
 
 
-def _compiled_form(obj, method: str, known: dict) -> str | None:
-    """The loop's built-in form that ``obj`` declares (``cpu_kernel``), or None.
-
-    A declaration covers the ``method`` of the class that makes it: a subclass that overrides
-    ``method`` without declaring again has physics the loop does not know.
-    """
-    name = getattr(obj, "cpu_kernel", None)
-    return name if name in known and declared_with(type(obj), "cpu_kernel", method) else None
-
-
 def _lattice_code(physics: Physics) -> tuple[int, object]:
-    """The loop's shape code and form for the lattice factor: a built-in shape, or FORM and the
-    factor's compiled form; (-1, None) when it has neither."""
-    builtin = _compiled_form(physics.lattice, "evaluate", SHAPES)
-    if builtin is not None:
-        return SHAPES[builtin], loop().no_form
+    """The loop's shape code and form for the lattice factor's compiled form: a form the loop
+    inlines (a built-in shape's) by its code, any other as FORM, called through its pointer."""
+    from nbsim.builtins.lattice_forms import INLINE
+
     form = lattice_form_of(physics.lattice)
-    return (loop().FORM, form) if form is not None else (-1, None)
+    if form in INLINE:
+        return INLINE[form], loop().no_form
+    return loop().FORM, form
+
+
+def _polarization_code(physics: Physics) -> tuple[int, object]:
+    """The loop's code and form for the polarization model's compiled form (as :func:`_lattice_code`)."""
+    from nbsim.builtins.polarization_forms import INLINE
+
+    form = polarization_form_of(physics.polarization)
+    if form in INLINE:
+        return INLINE[form], loop().no_polar_form
+    return loop().POLAR_FORM, form
 
 
 #: the largest |h - h_reference| (reciprocal-lattice units) a single-precision lattice sum
@@ -116,7 +114,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
     double = (loop().DOUBLE, np.zeros((1, 9)), np.zeros((1, 9, 1), np.float32), np.zeros(4),
               np.zeros((1, 1, 3), np.float32))
     n = m.n_cells.numpy()
-    if (m.compute_dtype != torch.float32 or _compiled_form(physics.lattice, "evaluate", SHAPES) != "square"
+    if (m.compute_dtype != torch.float32 or _lattice_code(physics)[0] != loop().SQUARE
             or running_products(m) or m.config.crystal.interpolate
             or not np.array_equal(n, np.round(n))):
         return double
@@ -195,7 +193,8 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
     sources = (m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin)
     inputs = (
-        POLARIZATIONS[_compiled_form(physics.polarization, "factor", POLARIZATIONS)], float(m.kahn),
+        *_polarization_code(physics), np.ascontiguousarray(np.concatenate(([float(m.kahn)], m.polar_vector.numpy()))),
+        float(m.kahn),
         m.polar_vector.numpy(), b.nopolar,
         tables, variant_first, order.block_of_row.numpy(), order.block_first.numpy(), m.passes_per_pixel,
         shape, lattice, form, form_params, sf, constant_F, precision, refs,

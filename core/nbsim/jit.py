@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -47,6 +48,9 @@ def numba() -> ModuleType | None:
     if not os.environ.get("NUMBA_CACHE_DIR"):
         numba.config.CACHE_DIR = str(cache_dir() / "numba")
     _full_width_vectors(numba)
+    # compiled forms are first-class functions, which numba calls experimental at every compile:
+    # a remark about numba, not about the user's run
+    warnings.filterwarnings("ignore", category=numba.NumbaExperimentalFeatureWarning)
     return numba
 
 

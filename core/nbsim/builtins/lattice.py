@@ -2,14 +2,15 @@
 
 * ``square``: sincg(pi h, Na) sincg(pi k, Nb) sincg(pi l, Nc), sincg(x, N) = sin(N x)/sin(x)
   (N at x = 0), the transform of a parallelepiped of Na x Nb x Nc cells;
-* ``round``: Na Nb Nc 0.7236 sinc3(pi sqrt(fudge * sum((hkl - hkl0)^2 N^2))), an ellipsoid;
-* ``gauss``: Na Nb Nc exp(-rad^2 fudge / 0.63);
-* ``tophat``: Na Nb Nc where rad^2 fudge < 0.3969, else 0;
+* ``round``: Na Nb Nc ROUND_NORM sinc3(pi sqrt(fudge * sum((hkl - hkl0)^2 N^2))), an ellipsoid;
+* ``gauss``: Na Nb Nc exp(-rad^2 fudge / GAUSS_WIDTH);
+* ``tophat``: Na Nb Nc where rad^2 fudge < TOPHAT_RADIUS2, else 0;
 where rad^2 = |(hkl - hkl0) . (a*, b*, c*)|^2 (Na Nb Nc)^2 uses the unrotated reciprocal
 vectors in Å⁻¹ (the reference's units: the spot width depends on the absolute cell size).
 Miller indices arrive in double precision; the result is in the precision of ``n_cells``.
 ``round`` is not differentiable where hkl crosses a half-integer (hkl0 jumps) and ``tophat``
-has zero gradient except on its edge, where it is not differentiable.
+has zero gradient except on its edge, where it is not differentiable.  Each shape offers the
+numba engine a compiled form of the same formula (:mod:`nbsim.builtins.lattice_forms`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from torch import Tensor
 
 from nbsim.hookspecs import hookimpl
 from nbsim.trig import sincg_pi
+
+#: the reference's shape constants (specs/physics.md section 3)
+ROUND_NORM = 0.723601254558268
+GAUSS_WIDTH = 0.63
+TOPHAT_RADIUS2 = 0.3969
 
 
 def sincg(x: Tensor, n: Tensor) -> Tensor:
@@ -55,10 +61,16 @@ def _offset_sqr(hkl: Tensor, hkl0: Tensor, n_cells: Tensor, reciprocal: Tensor) 
     return (delta[..., 0] * delta[..., 0] + delta[..., 1] * delta[..., 1] + delta[..., 2] * delta[..., 2]) * na * na * nb * nb * nc * nc
 
 
+def _compiled_form(shape: str):
+    """The shape's numba form (nbsim.compiled_forms), imported on first use: it imports numba."""
+    from nbsim.builtins.lattice_forms import FORMS
+
+    return FORMS[shape]
+
+
 @attrs.frozen
 class SquareLattice:
     name: str = "square"
-    cpu_kernel: str = "square"  # nbsim.cpu has a compiled version of this shape
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
@@ -69,11 +81,13 @@ class SquareLattice:
         # dozen passes over memory, in either working precision
         return sincg(math.pi * hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
 
+    def compiled_form(self):
+        return _compiled_form("square")
+
 
 @attrs.frozen
 class RoundLattice:
     name: str = "round"
-    cpu_kernel: str = "round"  # nbsim.cpu has a compiled version of this shape
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         d = _offset(hkl, hkl0, n_cells)
@@ -83,28 +97,35 @@ class RoundLattice:
         # sqrt has an infinite derivative at 0: evaluate it away from 0 (sinc3 is flat there)
         root = torch.sqrt(torch.where(arg > 0, arg, torch.ones_like(arg)))
         root = torch.where(arg > 0, root, torch.zeros_like(root))
-        return na * nb * nc * 0.723601254558268 * sinc3(math.pi * root)
+        return na * nb * nc * ROUND_NORM * sinc3(math.pi * root)
+
+    def compiled_form(self):
+        return _compiled_form("round")
 
 
 @attrs.frozen
 class GaussLattice:
     name: str = "gauss"
-    cpu_kernel: str = "gauss"  # nbsim.cpu has a compiled version of this shape
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)
-        return n_cells[0] * n_cells[1] * n_cells[2] * torch.exp(-(rad / 0.63 * fudge))
+        return n_cells[0] * n_cells[1] * n_cells[2] * torch.exp(-(rad / GAUSS_WIDTH * fudge))
+
+    def compiled_form(self):
+        return _compiled_form("gauss")
 
 
 @attrs.frozen
 class TophatLattice:
     name: str = "tophat"
-    cpu_kernel: str = "tophat"  # nbsim.cpu has a compiled version of this shape
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         rad = _offset_sqr(hkl, hkl0, n_cells, reciprocal)
-        inside = (rad * fudge < 0.3969).to(n_cells.dtype)
+        inside = (rad * fudge < TOPHAT_RADIUS2).to(n_cells.dtype)
         return n_cells[0] * n_cells[1] * n_cells[2] * inside
+
+    def compiled_form(self):
+        return _compiled_form("tophat")
 
 
 BUILTIN_SHAPES = ("square", "round", "gauss", "tophat")

@@ -4,7 +4,8 @@ Kahn: 0.5 (1 + cos^2 2θ - K cos 2ψ sin^2 2θ), where ψ is the angle of the di
 projected on the plane normal to the incident beam, from the E-vector direction
 unit(i x unit(p x i)) (p the polarization vector); cos 2ψ is computed from the two
 projections E, B as (E² − B²)/(E² + B²), which equals the reference's cos(2·atan2) to
-rounding.  K = 0 gives the unpolarized (1 + cos^2 2θ)/2.
+rounding.  K = 0 gives the unpolarized (1 + cos^2 2θ)/2.  Each model offers the numba engine
+a compiled form of the same formula (:mod:`nbsim.builtins.polarization_forms`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from nbsim.hookspecs import hookimpl
 from nbsim.vectors import cross, dot, unitize
 
 
+def _compiled_form(model: str):
+    """The model's numba form (nbsim.compiled_forms), imported on first use: it imports numba."""
+    from nbsim.builtins.polarization_forms import FORMS
+
+    return FORMS[model]
+
+
 @attrs.frozen
 class KahnPolarization:
     name: str = "kahn"
-    cpu_kernel: str = "kahn"  # nbsim.cpu has a compiled version of this model
 
     def factor(self, incident, diffracted, axis, kahn):
         incident, _ = unitize(incident)
@@ -39,15 +46,20 @@ class KahnPolarization:
         cos2psi = torch.where(norm > 0, (E * E - B * B) / safe, torch.ones_like(norm))
         return 0.5 * (1.0 + c2sq - kahn * cos2psi * s2sq)
 
+    def compiled_form(self):
+        return _compiled_form("kahn")
+
 
 @attrs.frozen
 class NoPolarization:
     name: str = "none"
-    cpu_kernel: str = "none"
 
     def factor(self, incident, diffracted, axis, kahn):
         shape = torch.broadcast_shapes(incident.shape[:-1], diffracted.shape[:-1])
         return torch.ones(shape, dtype=diffracted.dtype, device=diffracted.device)
+
+    def compiled_form(self):
+        return _compiled_form("none")
 
 
 class BuiltinPolarizationPlugin:

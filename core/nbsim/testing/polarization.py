@@ -1,4 +1,8 @@
-"""Contract suite for polarization models (:class:`nbsim.protocols.PolarizationModel`)."""
+"""Contract suite for polarization models (:class:`nbsim.protocols.PolarizationModel`).
+
+* ``compiled_form()`` (optional, :mod:`nbsim.compiled_forms`): the compiled form must give
+  ``factor``'s values (double precision, to rounding).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,27 @@ def polarization_inputs(dtype=torch.float64, device="cpu", P=6, S=3):
     axis = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
     kahn = torch.tensor(0.7, dtype=torch.float64)
     return tuple(x.to(dtype=dtype, device=device) for x in (incident, diffracted, axis, kahn))
+
+
+def call_polarization_form(form, incident, diffracted, axis, kahn) -> torch.Tensor:
+    """Factors from a compiled form (a numba cfunc, :mod:`nbsim.compiled_forms`) for one
+    ``incident`` (3,) and (N, 3) ``diffracted``."""
+    import ctypes
+
+    import numpy as np
+
+    from nbsim.compiled_forms import POLARIZATION_PARAMS
+
+    n = diffracted.shape[0]
+    i = np.ascontiguousarray(incident.double().cpu().numpy())
+    d = np.ascontiguousarray(diffracted.T.double().cpu().numpy()).reshape(-1)  # x..., y..., z...
+    params = np.concatenate(([float(kahn)], axis.double().cpu().numpy()))
+    assert params.shape == (POLARIZATION_PARAMS,)
+    out = np.zeros(n)
+    pointer = ctypes.POINTER(ctypes.c_double)
+    form.ctypes(i.ctypes.data_as(pointer), d.ctypes.data_as(pointer), n, params.ctypes.data_as(pointer),
+                out.ctypes.data_as(pointer))
+    return torch.from_numpy(out)
 
 
 class BasePolarizationModelTests(ContractSuite):
@@ -62,3 +87,16 @@ class BasePolarizationModelTests(ContractSuite):
             return implementation.factor(i, d, axis, k)
 
         assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7, rtol=1e-4)
+
+    @pytest.mark.parametrize("kahn", [0.0, 0.7, 1.0])
+    def test_compiled_form_matches_factor(self, implementation, kahn):
+        from nbsim.compiled_forms import polarization_form_of
+
+        if polarization_form_of(implementation) is None:
+            pytest.skip(f"{type(implementation).__name__} offers no compiled form")
+        incident, diffracted, axis, _ = polarization_inputs(P=40, S=2)
+        K = torch.tensor(kahn, dtype=torch.float64)
+        for s in range(incident.shape[0]):
+            expected = implementation.factor(incident[s], diffracted[:, 0], axis, K)
+            got = call_polarization_form(implementation.compiled_form(), incident[s], diffracted[:, 0], axis, K)
+            torch.testing.assert_close(got, expected.expand(got.shape), rtol=1e-12, atol=1e-14)
