@@ -6,7 +6,7 @@ Each round runs one process per tree (this tree first, then the base, its own ``
 a process renders every (problem, engine, dtype) ``--repeats`` times after one warm-up
 render and reports the best. Whole commands are the suite's business (``suite.py``); this
 measures the render alone, which the suite's two rounds time too noisily on a small
-machine. Writes ``reports/benchmarks/render_pairs.{json,md}``.
+machine. Writes ``reports/benchmarks/<stem>.{json,md}`` (default stem ``render_pairs``).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "reports" / "benchmarks"))
+    parser.add_argument("--stem", default="render_pairs", help="report file name, without extension")
     args = parser.parse_args()
     base, new_tree = Path(args.base).resolve(), Path(args.new).resolve()
     jobs = [(PROBLEMS[p], e, d) for p in args.problems.split(",") for e in args.engines.split(",")
@@ -94,7 +95,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['job']} | {' '.join(f'{x:.3f}' for x in r['new'])} | "
                      f"{' '.join(f'{x:.3f}' for x in r['base'])} | {r['ratio']:.2f} | {'yes' if r['same_sum'] else 'NO'} |")
-    write_report(args.out, "render_pairs", {"environment": environment(), "base": base_rev, "new": new_rev, "rows": rows}, lines)
+    write_report(args.out, args.stem, {"environment": environment(), "base": base_rev, "new": new_rev, "rows": rows}, lines)
     print("\n".join(lines))
 
 

@@ -531,6 +531,12 @@ def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, 
                                                  before[q], g[q], lattice, sf, water)
 
 
+@njit(inline="always")
+def _slab(blocks, used, width):
+    """Per-block rows of scratch, (blocks, width) where ``used``, else one unused (1, 1)."""
+    return np.empty((blocks if used else 1, width if used else 1))
+
+
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
 def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_pixel, n, layers,
                   src_dir, src_lambda, dmin, polar_mode, polar_form, polar_params, kahn, polar_axis, nopolar,
@@ -576,6 +582,15 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     flag_keys = np.full(n_blocks, ALWAYS, dtype=np.int64)
     flag_hkls = np.zeros((n_blocks, 3))
     R = tables.shape[2]
+    running = oversample_thick or oversample_polar or oversample_omega
+    by_indices = shape == FORM or interpolate
+    by_form = polar_mode == POLAR_FORM
+    g_slab, before_slab = _slab(n_blocks, running, B), _slab(n_blocks, running, B)
+    hkl_slab, F_slab = _slab(n_blocks, by_indices, 3 * B), _slab(n_blocks, by_indices, B)
+    incident_slab, dirs_slab = _slab(n_blocks, by_form, 3), _slab(n_blocks, by_form, 3 * B)
+    formed_slab = _slab(n_blocks, by_form, B)
+    keys_slab = np.empty((n_blocks if interpolate else 1, B if interpolate else 1), dtype=np.int64)
+    counted_slab = _slab(n_blocks, interpolate, B)
     pix0x, pix0y, pix0z = geo[0, 0], geo[0, 1], geo[0, 2]
     fx, fy, fz = geo[1, 0], geo[1, 1], geo[1, 2]
     sx, sy, sz = geo[2, 0], geo[2, 1], geo[2, 2]
@@ -586,7 +601,6 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     n32 = (_F32(lattice[0]), _F32(lattice[1]), _F32(lattice[2]))
     F2 = sf[4] * sf[4]
     base_tables = tables[0]
-    running = oversample_thick or oversample_polar or oversample_omega
     for blk in prange(n_blocks):
         first_pixel = blk * B
         count = min(B, P - first_pixel)
@@ -611,16 +625,18 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
         S = np.empty((3, B))  # scattering vectors of the current source
         alive = np.ones(B)  # only -dmin clears it
         acc = np.empty(B)
-        # scratch of the running products and compiled forms, full size only where used: every
-        # allocation is paid per block (all of them together measured 10-15% of a plain render)
-        g = np.ones(B if running else 1)  # what a pass multiplies the running sum by
-        before = np.empty(B if running else 1)  # a first pass's running sum, before the shared tables took it
-        form_hkl = np.empty(3 * B if shape == FORM or interpolate else 1)  # Miller indices and F_latt, laid
-        form_F = np.empty(B if shape == FORM or interpolate else 1)  # out as a compiled form takes them
-        by_form = polar_mode == POLAR_FORM
-        polar_scratch = (np.empty(3), np.empty(3 * B if by_form else 1), np.empty(B if by_form else 1))
-        keys = np.empty(B if interpolate else 1, dtype=np.int64)  # each pixel's first key of the pass
-        counted = np.empty(B if interpolate else 1)  # passes whose shared-table evaluations are the real ones
+        # scratch of the running products, compiled forms and interpolation: rows of slabs made
+        # once per call, full size only where used (an allocation per block costs: all of a
+        # block's together measured 10-15% of a plain render)
+        block = first_pixel // B  # blk itself is unsigned in the parallel loop: mixed with 0 it types as a float
+        g = g_slab[block if running else 0]  # what a pass multiplies the running sum by
+        before = before_slab[block if running else 0]  # a first pass's running sum, before the shared tables took it
+        form_hkl = hkl_slab[block if by_indices else 0]  # Miller indices and F_latt, laid out as a compiled
+        form_F = F_slab[block if by_indices else 0]  # form takes them
+        polar_scratch = (incident_slab[block if by_form else 0], dirs_slab[block if by_form else 0],
+                         formed_slab[block if by_form else 0])
+        keys = keys_slab[block if interpolate else 0]  # each pixel's first key of the pass
+        counted = counted_slab[block if interpolate else 0]  # passes whose shared-table evaluations count
         flag_key = flag_keys[blk:blk + 1]
         flag_hkl = flag_hkls[blk]
         Sb = np.empty((3, B))  # scattering vectors of the mean source

@@ -47,6 +47,7 @@ def lattice_form_of(lattice) -> object | None:
     """
     if not declared_with(type(lattice), "compiled_form", "evaluate"):
         return None
+    _prepare_numba()
     return lattice.compiled_form()
 
 
@@ -83,4 +84,13 @@ def polarization_form_of(model) -> object | None:
     for ``factor``)."""
     if not declared_with(type(model), "compiled_form", "factor"):
         return None
+    _prepare_numba()
     return model.compiled_form()
+
+
+def _prepare_numba() -> None:
+    """Set numba up (cache directory, vector width: ``nbsim.jit``) before a form is compiled or
+    loaded: the first code numba compiles fixes the machine settings of everything after it."""
+    from nbsim import jit
+
+    jit.numba()

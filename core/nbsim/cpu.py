@@ -162,9 +162,10 @@ def _panel_geometry(m: Model) -> list[tuple]:
 
 
 def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
-                   notice: Callable[[str], None] | None = None) -> Callable[[torch.Tensor], tuple]:
-    """The loop bound to one render's inputs, prepared once: ``render(idx)`` gives the values (P,)
-    and solid-angle sums (P,) of the pixels ``idx`` (flat raster indices), one chunk at a time.
+                   notice: Callable[[str], None] | None = None) -> Callable[[torch.Tensor, bool], tuple]:
+    """The loop bound to one render's inputs, prepared once: a chunk renderer of
+    :mod:`nbsim.engines` (``render(idx, interpolating)`` gives the values (P,), solid-angle
+    sums (P,) and interpolation switch of the pixels ``idx``, flat indices in order).
 
     :param notice: told :data:`COMPILE_NOTICE` before a first call that will compile the loop.
     """

@@ -77,11 +77,6 @@ class Model:
     mosaic: Tensor | None  # (M, 3, 3) domain rotations, or None when the spread is 0
     domains: int
     oversample: int
-    pixel_size: Tensor  # of the command line's panel (as are the next three)
-    subpixel_size: Tensor
-    thickstep: Tensor
-    mu: Tensor
-    thickness: Tensor
     thicksteps: int  # sensor layers of every panel
     kahn: Tensor
     polar_vector: Tensor
@@ -267,11 +262,10 @@ def build_model(
     # use gets an exact zero gradient instead of none
     anchor = sum((0.0 * params[k].to(device=device, dtype=dtype).sum() for k in params), t(0.0))
     return Model(
-        config=config, device=device, dtype=dtype, compute_dtype=compute_dtype, geometry=geometry, panels=panels, sources=sources, lattice=lattice,
-        base_vectors=base_vectors, n_cells=n_cells, phi=phi, spindle=t(s.spindle_axis), mosaic=mosaic,
-        domains=c.mosaic_domains, oversample=oversample, pixel_size=pixel_size,
-        subpixel_size=pixel_size / oversample, thickstep=thickstep, thicksteps=d.thicksteps, mu=mu,
-        thickness=thickness, kahn=kahn, polar_vector=polar_vector, fudge=fudge, default_F=default_F,
+        config=config, device=device, dtype=dtype, compute_dtype=compute_dtype, geometry=geometry, panels=panels,
+        sources=sources, lattice=lattice, base_vectors=base_vectors, n_cells=n_cells, phi=phi,
+        spindle=t(s.spindle_axis), mosaic=mosaic, domains=c.mosaic_domains, oversample=oversample,
+        thicksteps=d.thicksteps, kahn=kahn, polar_vector=polar_vector, fudge=fudge, default_F=default_F,
         F_grid=F_grid, F_shape=F_shape, fluence=fluence, I_bg=I_bg, steps=steps,
         rendered=panel_set.rendered_pixels(config, device), anchor=anchor,
     )

@@ -126,7 +126,7 @@ def run(
     render_seconds = time.perf_counter() - started
 
     o, d = config.output, config.detector
-    stats = image_statistics(image32, printout_model.rendered.numpy(), d.roi, float(printout_model.subpixel_size),
+    stats = image_statistics(image32, printout_model.rendered.numpy(), d.roi, float(printout_model.panels.pixel_size[0]) / config.sampling.oversample,
                              config.sampling.oversample)
     files: list[atomic.Output] = []
     sf = config.crystal.structure_factors
