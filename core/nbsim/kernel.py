@@ -94,8 +94,8 @@ def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dic
     n, T = m.oversample, m.thicksteps
     panel, sp, fp = m.panels.locate(idx)
 
-    def of_pixel(x: Tensor, *dims: int) -> Tensor:  # the pixels' panels' values, (P, 1.., [3])
-        x = x[panel]
+    def of_pixel(x: Tensor, *dims: int) -> Tensor:  # the pixels' panels' values, (P | 1, 1.., [3])
+        x = x[panel] if m.panels.count > 1 else x  # one panel: broadcast, no gather (small renders feel it)
         return x.reshape(x.shape[0], *dims, *x.shape[1:])
 
     origin, fdet, sdet, odet = (of_pixel(v, 1, 1, 1) for v in
