@@ -52,7 +52,11 @@ class Panels:
     def locate(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(panel, slow, fast) of flat pixel indices ``idx``."""
         row = idx // self.fpixels
-        return row // self.spixels, row % self.spixels, idx % self.fpixels
+        fast = idx - row * self.fpixels
+        if self.count == 1:  # the common case, without two more integer divisions per pixel
+            return torch.zeros_like(row), row, fast
+        panel = row // self.spixels
+        return panel, row - panel * self.spixels, fast
 
 
 def from_geometry(g: DetectorGeometry, *, pixel_size: Tensor, fpixels: int, spixels: int, thickness: Tensor,
