@@ -62,13 +62,40 @@ def test_will_compile_reads_the_disk_cache(tmp_path):
 
 
 @pytest.mark.parametrize("compiles", [True, False])
-def test_the_numba_engine_announces_a_compile_once(monkeypatch, compiles):
+def test_the_numba_engine_announces_a_compile_once_and_compiles_apart(monkeypatch, compiles):
     monkeypatch.setattr(jit, "will_compile", lambda dispatcher, args: compiles)
+    apart = []
+    monkeypatch.setattr(cpu, "compile_apart", lambda: apart.append(1) or True)
     told = []
     sim = Simulation.from_argv(ARGV + ["-mosaic", "1", "-mosaic_dom", "3"])
     with torch.no_grad():
         render(sim.model(), sim.physics, engine="numba", notice=told.append, max_memory=1 << 24)
     assert told == ([cpu.COMPILE_NOTICE] if compiles else [])
+    assert apart == ([1] if compiles else [])
+
+
+@pytest.mark.slow
+def test_a_first_render_loads_the_loop_compiled_by_a_child_process(tmp_path):
+    """With an empty cache the loop is compiled in a child process and loaded from the cache here
+    (the loop numba compiles in a process runs several times slower there)."""
+    code = """
+        import torch
+        from nbsim import Simulation, cpu
+        from nbsim.pipeline import render
+        sim = Simulation.from_argv("-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 16".split())
+        with torch.no_grad():
+            fast = render(sim.model(), sim.physics, engine="numba").image
+            tensor = render(sim.model(), sim.physics, engine="tensor").image
+        stats = cpu.loop().render_pixels.stats
+        print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()), bool(torch.allclose(fast, tensor)))
+    """
+    env = {"NBSIM_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": ""}
+    assert _python(code, env, tmp_path) == "1 0 True"
+
+
+def test_the_child_process_compiles_the_loop_itself(monkeypatch):
+    monkeypatch.setenv(cpu.COMPILING_APART, "1")
+    assert cpu.compile_apart() is False
 
 
 @pytest.mark.parametrize("with_progress", [True, False])
@@ -76,6 +103,7 @@ def test_the_command_says_so_only_where_it_shows_progress(monkeypatch, capsys, t
     """The CLI passes progress only to a terminal without -noprogress; the notice follows it."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(jit, "will_compile", lambda dispatcher, args: True)
+    monkeypatch.setattr(cpu, "compile_apart", lambda: True)
     run(ARGV + ["-nonoise", "-nopgm"], RunOptions(engine="numba"), echo=lambda text: None,
         progress=(lambda *a, **k: None) if with_progress else None)
     notice = f"nbsim: {cpu.COMPILE_NOTICE}"
