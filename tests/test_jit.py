@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,7 +34,21 @@ def _python(code: str, env: dict, cwd) -> str:
 ])
 def test_numba_caches_in_the_user_cache_directory(env, expected, tmp_path):
     code = "from nbsim import jit\nprint(jit.numba().config.CACHE_DIR)"
+    if "NUMBA_CACHE_DIR" not in env:
+        expected = f"{expected}/{jit.sources_digest()}"
     assert _python(code, env, tmp_path) == expected
+
+
+def test_every_version_of_the_sources_has_a_cache_of_its_own(tmp_path):
+    """numba checks a cached function against its own file only: an edit to a formula it inlines
+    from another module must not load code compiled before the edit."""
+    package = Path(jit.__file__).parent
+    copy = tmp_path / "nbsim"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert jit.sources_digest(copy) == jit.sources_digest()
+    formulas = copy / "pass_quantities.py"
+    formulas.write_text(formulas.read_text().replace("/ 2.0", "* 0.5"))
+    assert jit.sources_digest(copy) != jit.sources_digest()
 
 
 def test_will_compile_reads_the_disk_cache(tmp_path):

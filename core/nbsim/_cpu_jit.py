@@ -13,14 +13,15 @@ single precision (:func:`_near_pass`).  Imported only when numba is available;
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import carray, cfunc, njit, prange
 
+from nbsim import jit, pass_quantities as pq
 from nbsim.builtins.lattice_forms import SQUARE, lattice_factor as _latt
 from nbsim.builtins.polarization_forms import polarization_factor as _polarization
 from nbsim.compiled_forms import lattice_signature, polarization_signature
+
+jit.numba()  # before anything is compiled: the cache's place, and the shared formulas (nbsim.dual_math)
 
 #: FORM: F_latt from a lattice factor's compiled form (nbsim.compiled_forms), called through
 #: its pointer; the built-in shapes' forms are inlined instead (their codes, lattice_forms.INLINE)
@@ -69,16 +70,6 @@ def _sincg_near(x, parity, n):
 def _parity(j):
     half = j * 0.5
     return _F32(2.0 * (half - np.floor(half)))
-
-
-@njit(inline="always")
-def _rotate_axis(vx, vy, vz, ax, ay, az, phi):
-    s = math.sin(phi)
-    c = math.cos(phi)
-    d = (ax * vx + ay * vy + az * vz) * (1.0 - c)
-    return (ax * d + vx * c + (-az * vy + ay * vz) * s,
-            ay * d + vy * c + (az * vx - ax * vz) * s,
-            az * d + vz * c + (-ay * vx + ax * vy) * s)
 
 
 @njit(inline="always", fastmath={"contract"})
@@ -495,7 +486,7 @@ def _form_polarization(form, params, ix, iy, iz, d, count, incident, dirs, out):
 
 
 @njit(fastmath={"contract"})
-def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, iz, w, count, I, g, before, alive,
+def _running_source(shape, constant_F, F2, tables, variant_first, S, count, I, g, before, alive,
                     special, ordinal, capture, polar, omega, oversample_thick, oversample_polar, oversample_omega,
                     lattice, form, form_params, sf, water, form_hkl, form_F):
     """One source's terms as running products for a block: each pass's factor ``g`` (capture,
@@ -522,7 +513,7 @@ def _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, 
     if variant_first != 0:
         for q in range(count):
             if special[q] == ordinal and alive[q] != 0.0:
-                Sx, Sy, Sz = (d[0, q] + ix) * w, (d[1, q] + iy) * w, (d[2, q] + iz) * w
+                Sx, Sy, Sz = S[0, q], S[1, q], S[2, q]  # the pass's own scattering vector (in double precision)
                 if shape == FORM:
                     I[q] = _form_running_orientations(form, form_params, constant_F, F2, tables[variant_first],
                                                       Sx, Sy, Sz, before[q], g[q], sf, water)
@@ -591,11 +582,8 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     formed_slab = _slab(n_blocks, by_form, B)
     keys_slab = np.empty((n_blocks if interpolate else 1, B if interpolate else 1), dtype=np.int64)
     counted_slab = _slab(n_blocks, interpolate, B)
-    pix0x, pix0y, pix0z = geo[0, 0], geo[0, 1], geo[0, 2]
-    fx, fy, fz = geo[1, 0], geo[1, 1], geo[1, 2]
-    sx, sy, sz = geo[2, 0], geo[2, 1], geo[2, 2]
-    ox, oy, oz = geo[3, 0], geo[3, 1], geo[3, 2]
-    bx, by, bz = geo[4, 0], geo[4, 1], geo[4, 2]
+    origin, fast, slow = (geo[0, 0], geo[0, 1], geo[0, 2]), (geo[1, 0], geo[1, 1], geo[1, 2]), (geo[2, 0], geo[2, 1], geo[2, 2])
+    normal, beam = (geo[3, 0], geo[3, 1], geo[3, 2]), (geo[4, 0], geo[4, 1], geo[4, 2])
     pixel, subpixel, distance, close = geo[5, 0], geo[5, 1], geo[5, 2], geo[5, 3]
     n_cells = (lattice[0], lattice[1], lattice[2])
     n32 = (_F32(lattice[0]), _F32(lattice[1]), _F32(lattice[2]))
@@ -659,30 +647,24 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                 for jj in range(n):
                     # branches stay outside the pixel loops (or become selects), so that they vectorise
                     for q in range(count):
-                        Fd = subpixel * (fpix[q] * n + jj) + subpixel / 2.0
-                        Sd = subpixel * (spix[q] * n + i) + subpixel / 2.0
-                        pos[0, q] = Fd * fx + Sd * sx + odist * ox + pix0x
-                        pos[1, q] = Fd * fy + Sd * sy + odist * oy + pix0y
-                        pos[2, q] = Fd * fz + Sd * sz + odist * oz + pix0z
+                        Fd = pq.subpixel_coordinate(fpix[q] * n + jj, subpixel)
+                        Sd = pq.subpixel_coordinate(spix[q] * n + i, subpixel)
+                        pos[0, q], pos[1, q], pos[2, q] = pq.point_on_panel(Fd, Sd, odist, fast, slow, normal, origin)
                     if curved:
                         for q in range(count):
-                            px, py, pz = pos[0, q], pos[1, q], pos[2, q]
-                            vx, vy, vz = _rotate_axis(distance * bx, distance * by, distance * bz, sx, sy, sz,
-                                                      py / distance)
-                            pos[0, q], pos[1, q], pos[2, q] = _rotate_axis(vx, vy, vz, fx, fy, fz, pz / distance)
+                            pos[0, q], pos[1, q], pos[2, q] = pq.curved_point((pos[0, q], pos[1, q], pos[2, q]),
+                                                                              distance, beam, fast, slow)
                     for q in range(count):
-                        px, py, pz = pos[0, q], pos[1, q], pos[2, q]
-                        R2 = math.sqrt(px * px + py * py + pz * pz)
-                        d[0, q], d[1, q], d[2, q] = px / R2, py / R2, pz / R2
-                        fresh = 1.0 / R2 / R2 if point_pixel else pixel * pixel / R2 / R2 * close / R2
+                        unit, airpath = pq.diffracted_direction((pos[0, q], pos[1, q], pos[2, q]))
+                        d[0, q], d[1, q], d[2, q] = unit
+                        fresh = pq.solid_angle(airpath, pixel, close, point_pixel)
                         omega[q] = fresh if omega[q] == 0.0 or oversample_omega else omega[q]
                         omega_sum[q] += omega[q]
                     if thick != 0.0 or oversample_thick:
                         for q in range(count):
                             if capture[q] == 0.0 or oversample_thick:
-                                parallax = d[0, q] * ox + d[1, q] * oy + d[2, q] * oz
-                                capture[q] = (math.exp(-t * thickstep * mu / parallax)
-                                              - math.exp(-(t + 1) * thickstep * mu / parallax))
+                                capture[q] = pq.capture_fraction(t, thickstep, mu,
+                                                                 pq.parallax((d[0, q], d[1, q], d[2, q]), normal))
                     if precision == NEAR:
                         for a in range(3):
                             for q in range(count):
@@ -690,14 +672,13 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                         _split_references(refs, d, Sb, count, n_cells, split, j_ref)
                     for s in range(n_sources):
                         ix, iy, iz, w = src_dir[s, 0], src_dir[s, 1], src_dir[s, 2], inv_lambda[s]
+                        incident, lam = (-ix, -iy, -iz), src_lambda[s]
                         if precision == DOUBLE or dmin > 0.0:
-                            for a in range(3):
-                                for q in range(count):
-                                    S[a, q] = (d[a, q] + src_dir[s, a]) * w
+                            for q in range(count):
+                                S[0, q], S[1, q], S[2, q] = pq.scattering_vector((d[0, q], d[1, q], d[2, q]), incident, lam)
                         if dmin > 0.0:
                             for q in range(count):
-                                stol = 0.5 * math.sqrt(S[0, q] * S[0, q] + S[1, q] * S[1, q] + S[2, q] * S[2, q])
-                                alive[q] = 0.0 if stol > 0.0 and dmin > 0.5 / stol else 1.0
+                                alive[q] = 0.0 if pq.beyond_dmin((S[0, q], S[1, q], S[2, q]), dmin) else 1.0
                         formed = polar_scratch[2]
                         if by_form and (oversample_polar or polar_pending):
                             _form_polarization(polar_form, polar_params, -ix, -iy, -iz, d, count, *polar_scratch)
@@ -714,7 +695,7 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                                         polar_mode, kahn, polar_axis, -ix, -iy, -iz, d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
                         if running:
-                            _running_source(shape, constant_F, F2, tables, variant_first, S, d, ix, iy, iz, w, count,
+                            _running_source(shape, constant_F, F2, tables, variant_first, S, count,
                                             I, g, before, alive, special, ((t * n + i) * n + jj) * n_sources + s,
                                             capture, polar, omega, oversample_thick, oversample_polar,
                                             oversample_omega, lattice, form, form_params, sf, water, form_hkl, form_F)
@@ -723,7 +704,7 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                             if deltas.shape[2] > 1:
                                 for a in range(3):
                                     for q in range(count):
-                                        S32[a, q] = _F32((d[a, q] + src_dir[s, a]) * w)
+                                        S32[a, q] = _F32(pq.scattering_vector((d[0, q], d[1, q], d[2, q]), incident, lam)[a])
                             _near_pass(constant_F, deltas, split, j_ref, S32, _F32(w - source_mean[3]), source_offsets[s],
                                        count, y, acc32, n32, sf32)
                             for q in range(count):
@@ -743,18 +724,18 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                         if variant_first != 0:
                             ordinal = ((t * n + i) * n + jj) * n_sources + s
                             for q in range(count):
-                                if special[q] == ordinal and interpolate:
+                                if special[q] != ordinal:
+                                    continue
+                                Sx, Sy, Sz = pq.scattering_vector((d[0, q], d[1, q], d[2, q]), incident, lam)
+                                if interpolate:
                                     acc[q] = _interpolated_orientations(
-                                        shape, form, form_params, tables[variant_first], (d[0, q] + ix) * w,
-                                        (d[1, q] + iy) * w, (d[2, q] + iz) * w, lattice, sf, water, alive[q] != 0.0,
-                                        keys[q], switch_key, flag_key, flag_hkl)
-                                elif special[q] == ordinal and shape == FORM:
+                                        shape, form, form_params, tables[variant_first], Sx, Sy, Sz, lattice, sf,
+                                        water, alive[q] != 0.0, keys[q], switch_key, flag_key, flag_hkl)
+                                elif shape == FORM:
                                     acc[q] = _form_orientation_sum(form, form_params, constant_F, tables[variant_first],
-                                                                   (d[0, q] + ix) * w, (d[1, q] + iy) * w,
-                                                                   (d[2, q] + iz) * w, sf)
-                                elif special[q] == ordinal:
-                                    acc[q] = _orientation_sum(shape, constant_F, tables[variant_first],
-                                                              (d[0, q] + ix) * w, (d[1, q] + iy) * w, (d[2, q] + iz) * w,
+                                                                   Sx, Sy, Sz, sf)
+                                else:
+                                    acc[q] = _orientation_sum(shape, constant_F, tables[variant_first], Sx, Sy, Sz,
                                                               lattice, sf)
                         for q in range(count):
                             I[q] += alive[q] * (acc[q] * F2 if constant_F else acc[q])

@@ -5,7 +5,7 @@ Compiled code (numba's for ``nbsim._cpu_jit`` and ``nbsim._noise_jit``, torch.co
 ``nbsim.compiled``) is cached in the user's cache directory, not beside the installed
 sources, so a read-only installation (a system site-packages, a container image) keeps its
 compiled code too: ``$NBSIM_CACHE`` if set, else ``$XDG_CACHE_HOME/nbsim``, else
-``~/.cache/nbsim``; numba's under ``numba/``, torch's under ``inductor/``.  A user's own
+``~/.cache/nbsim``; numba's under ``numba/<digest of the sources>``, torch's under ``inductor/``.  A user's own
 ``NUMBA_CACHE_DIR`` or ``TORCHINDUCTOR_CACHE_DIR`` is left in charge.
 
 Compiling the render loop takes about half a minute, once per installation (and again after
@@ -16,6 +16,7 @@ command line can say why the first render is slow.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -46,12 +47,30 @@ def numba() -> ModuleType | None:
     except ImportError:  # pragma: no cover - numba is a dependency; this keeps nbsim usable without it
         return None
     if not os.environ.get("NUMBA_CACHE_DIR"):
-        numba.config.CACHE_DIR = str(cache_dir() / "numba")
+        numba.config.CACHE_DIR = str(cache_dir() / "numba" / sources_digest())
     _full_width_vectors(numba)
+    from nbsim import dual_math
+
+    dual_math.register_numba()
     # compiled forms are first-class functions, which numba calls experimental at every compile:
     # a remark about numba, not about the user's run
     warnings.filterwarnings("ignore", category=numba.NumbaExperimentalFeatureWarning)
     return numba
+
+
+def sources_digest(package: Path = Path(__file__).parent) -> str:
+    """A digest of nbsim's sources, which names the directory of numba's cache.
+
+    numba checks a cached function against its own file only, not against the functions it
+    inlines from other modules (the shared formulas, the compiled forms): code cached before
+    one of those changed would be loaded as if current.  Every version of the sources gets a
+    directory of its own instead.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _full_width_vectors(numba) -> None:

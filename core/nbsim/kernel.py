@@ -29,7 +29,8 @@ from nbsim.interpolation import InterpolationSwitch, out_of_range, tricubic
 from nbsim.model import R_E_SQR, Model
 from nbsim.compiled_forms import declared_with
 from nbsim.protocols import ImageTransform, LatticeFactor, Passes, PhiPolicy, PolarizationModel
-from nbsim.vectors import apply_matrix, dot, rotate_axis, unitize
+from nbsim import pass_quantities as pq
+from nbsim.vectors import apply_matrix, components, stacked
 
 #: bytes of working memory the kernel needs per sub-evaluation (measured with
 #: ``tests/live_memory.py``; either precision, as Miller indices and lattice factors are double):
@@ -98,48 +99,39 @@ def pass_geometry(m: Model, idx: Tensor, polarization: PolarizationModel) -> dic
         x = x[panel] if m.panels.count > 1 else x  # one panel: broadcast, no gather (small renders feel it)
         return x.reshape(x.shape[0], *dims, *x.shape[1:])
 
-    origin, fdet, sdet, odet = (of_pixel(v, 1, 1, 1) for v in
+    origin, fdet, sdet, odet = (components(of_pixel(v, 1, 1, 1)) for v in
                                 (m.panels.origin, m.panels.fast, m.panels.slow, m.panels.normal))
     pixel_size = of_pixel(m.panels.pixel_size)
     subpixel_size = pixel_size[:, None] / n
     thickstep = of_pixel(m.panels.thickstep, 1)
     sub = torch.arange(n, device=dev)
-    Fdet = subpixel_size * (fp[:, None] * n + sub).to(dt) + subpixel_size / 2.0  # (P, n) fast
-    Sdet = subpixel_size * (sp[:, None] * n + sub).to(dt) + subpixel_size / 2.0  # (P, n) slow
+    Fdet = pq.subpixel_coordinate((fp[:, None] * n + sub).to(dt), subpixel_size)  # (P, n) fast
+    Sdet = pq.subpixel_coordinate((sp[:, None] * n + sub).to(dt), subpixel_size)  # (P, n) slow
     Odet = torch.arange(T, device=dev).to(dt) * thickstep  # (P, T)
-    pos = (
-        Fdet[:, None, None, :, None] * fdet
-        + Sdet[:, None, :, None, None] * sdet
-        + Odet[:, :, None, None, None] * odet
-        + origin
-    )  # (P, T, n_slow, n_fast, 3)
+    point = pq.point_on_panel(Fdet[:, None, None, :], Sdet[:, None, :, None], Odet[:, :, None, None],
+                              fdet, sdet, odet, origin)  # components (P, T, n_slow, n_fast)
     if cfg.detector.curved:  # the command line's panel only (a list of panels is flat)
         g = m.geometry
-        start = g.distance * g.beam
-        turned = rotate_axis(start, g.sdet, pos[..., 1] / g.distance)
-        pos = rotate_axis(turned, g.fdet, pos[..., 2] / g.distance)
-    diffracted, airpath = unitize(pos)
-    if cfg.detector.point_pixel:
-        omega = 1.0 / airpath / airpath
-    else:
-        pixel_area = (pixel_size * pixel_size)[:, None, None, None]
-        omega = pixel_area / airpath / airpath * of_pixel(m.panels.close_distance, 1, 1, 1) / airpath
+        point = pq.curved_point(point, g.distance, components(g.beam), components(g.fdet), components(g.sdet))
+    direction, airpath = pq.diffracted_direction(point)
+    side = pixel_size[:, None, None, None]
+    close = of_pixel(m.panels.close_distance, 1, 1, 1)
+    omega = pq.solid_angle(airpath, side, close, cfg.detector.point_pixel)
     capture = None  # only a thick sensor or -oversample_thick uses the capture fraction
     if cfg.detector.thick or cfg.sampling.oversample_thick:
-        parallax = dot(diffracted, odet)
-        t = torch.arange(T, device=dev).to(dt)[None, :, None, None]
-        step, mu = thickstep[:, :, None, None], of_pixel(m.panels.mu, 1, 1, 1)
-        capture = torch.exp(-t * step * mu / parallax) - torch.exp(-(t + 1) * step * mu / parallax)
+        layer = torch.arange(T, device=dev).to(dt)[None, :, None, None]
+        capture = pq.capture_fraction(layer, thickstep[:, :, None, None], of_pixel(m.panels.mu, 1, 1, 1),
+                                      pq.parallax(direction, odet))
 
     incident = -m.sources.directions  # (S, 3)
     lam = m.sources.wavelengths  # (S,)
-    scattering = (diffracted[..., None, :] - incident) / lam[:, None]  # (P, T, n, n, S, 3)
-    dmin = cfg.sampling.dmin
+    scattering = stacked(pq.scattering_vector(tuple(x[..., None] for x in direction), components(incident), lam))
+    dmin = cfg.sampling.dmin  # scattering (P, T, n, n, S, 3)
     if dmin > 0:
-        stol = 0.5 * torch.sqrt(dot(scattering, scattering))
-        survive = ~((stol > 0) & (dmin > 0.5 / torch.where(stol > 0, stol, torch.ones_like(stol))))
+        survive = ~pq.beyond_dmin(components(scattering), dmin)
     else:
         survive = torch.ones(scattering.shape[:-1], dtype=torch.bool, device=dev)
+    pos, diffracted = stacked(point), stacked(direction)
     polar = polarization.factor(incident, diffracted[..., None, :], m.polar_vector, m.kahn)
     polar = polar.expand(survive.shape)
     return {

@@ -1,9 +1,11 @@
-"""Three-vector primitives written operation for operation like the reference program.
+"""Three-vector formulas written operation for operation like the reference program.
 
-Vectors are tensors whose last dimension has size 3 (x, y, z, lab frame); angles are
-radians; rotations are right-handed and active.  Each function evaluates its components in
-the same order as the reference program so that double-precision results agree to the last
-bit wherever the math library agrees; all of them broadcast and are differentiable.
+Angles are radians; rotations are right-handed and active.  Each formula evaluates its
+components in the same order as the reference program so that double-precision results
+agree to the last bit wherever the math library agrees.  The formulas themselves take
+vectors as triples of components, tensors or numbers (:mod:`nbsim.dual_math`), so that the
+numba engine compiles the very same ones; the tensor functions below (vectors as tensors
+whose last dimension has size 3, lab frame) apply them, broadcast and are differentiable.
 """
 
 from __future__ import annotations
@@ -11,35 +13,72 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nbsim.dual_math import cos, formula, select, sin, sqrt
+
+
+@formula
+def dot3(x, y):
+    """x·y, summed as (x0*y0 + x1*y1) + x2*y2."""
+    return x[0] * y[0] + x[1] * y[1] + x[2] * y[2]
+
+
+@formula
+def cross3(x, y):
+    """x × y, right-handed."""
+    return (x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0])
+
+
+@formula
+def unit3(v):
+    """(v/|v|, |v|); a zero vector stays zero, as in the reference program."""
+    mag = sqrt(dot3(v, v))
+    some = mag != 0.0
+    safe = select(some, mag, 1.0)
+    return (select(some, v[0] / safe, 0.0), select(some, v[1] / safe, 0.0), select(some, v[2] / safe, 0.0)), mag
+
+
+@formula
+def rotate3(v, axis, phi):
+    """v rotated by phi about the unit vector ``axis`` (Rodrigues' formula, reference order)."""
+    s = sin(phi)
+    c = cos(phi)
+    ax, ay, az = axis[0], axis[1], axis[2]
+    vx, vy, vz = v[0], v[1], v[2]
+    d = (ax * vx + ay * vy + az * vz) * (1.0 - c)
+    return (ax * d + vx * c + (-az * vy + ay * vz) * s,
+            ay * d + vy * c + (az * vx - ax * vz) * s,
+            az * d + vz * c + (-ay * vx + ax * vy) * s)
+
+
+def components(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The (x, y, z) of tensor vectors, as the formulas take them."""
+    return v[..., 0], v[..., 1], v[..., 2]
+
+
+def stacked(xyz) -> Tensor:
+    """A formula's triple as tensor vectors (..., 3), broadcast."""
+    return torch.stack(torch.broadcast_tensors(*xyz), dim=-1)
+
 
 def dot(x: Tensor, y: Tensor) -> Tensor:
-    """x·y, summed as (x0*y0 + x1*y1) + x2*y2."""
-    return x[..., 0] * y[..., 0] + x[..., 1] * y[..., 1] + x[..., 2] * y[..., 2]
+    """x·y (:func:`dot3`)."""
+    return dot3(components(x), components(y))
 
 
 def cross(x: Tensor, y: Tensor) -> Tensor:
-    """x × y, right-handed."""
-    return torch.stack(
-        (
-            x[..., 1] * y[..., 2] - x[..., 2] * y[..., 1],
-            x[..., 2] * y[..., 0] - x[..., 0] * y[..., 2],
-            x[..., 0] * y[..., 1] - x[..., 1] * y[..., 0],
-        ),
-        dim=-1,
-    )
+    """x × y (:func:`cross3`)."""
+    return stacked(cross3(components(x), components(y)))
 
 
 def norm(v: Tensor) -> Tensor:
     """|v| = sqrt(x*x + y*y + z*z)."""
-    return torch.sqrt(v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + v[..., 2] * v[..., 2])
+    return torch.sqrt(dot(v, v))
 
 
 def unitize(v: Tensor) -> tuple[Tensor, Tensor]:
-    """(v/|v|, |v|); a zero vector stays zero, as in the reference program."""
-    mag = norm(v)
-    safe = torch.where(mag != 0, mag, torch.ones_like(mag))
-    unit = torch.where((mag != 0)[..., None], v / safe[..., None], torch.zeros_like(v))
-    return unit, mag
+    """(v/|v|, |v|) (:func:`unit3`)."""
+    unit, mag = unit3(components(v))
+    return stacked(unit), mag
 
 
 def rotate_xyz(v: Tensor, rx: Tensor, ry: Tensor, rz: Tensor) -> Tensor:
@@ -59,16 +98,8 @@ def rotate_xyz(v: Tensor, rx: Tensor, ry: Tensor, rz: Tensor) -> Tensor:
 
 
 def rotate_axis(v: Tensor, axis: Tensor, phi: Tensor) -> Tensor:
-    """Rotate v by phi about the unit vector ``axis`` (Rodrigues' formula, reference order)."""
-    s = torch.sin(phi)
-    c = torch.cos(phi)
-    d = (axis[..., 0] * v[..., 0] + axis[..., 1] * v[..., 1] + axis[..., 2] * v[..., 2]) * (1.0 - c)
-    ax, ay, az = axis[..., 0], axis[..., 1], axis[..., 2]
-    vx, vy, vz = v[..., 0], v[..., 1], v[..., 2]
-    x = ax * d + vx * c + (-az * vy + ay * vz) * s
-    y = ay * d + vy * c + (az * vx - ax * vz) * s
-    z = az * d + vz * c + (-ay * vx + ax * vy) * s
-    return torch.stack(torch.broadcast_tensors(x, y, z), dim=-1)
+    """Rotate v by phi about the unit vector ``axis`` (:func:`rotate3`)."""
+    return stacked(rotate3(components(v), components(axis), phi))
 
 
 def apply_matrix(u: Tensor, v: Tensor) -> Tensor:

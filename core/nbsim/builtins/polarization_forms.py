@@ -1,15 +1,17 @@
 """The built-in polarization models' compiled forms (``nbsim.compiled_forms``), and the
-scalar formula the CPU loop inlines for them (as :mod:`nbsim.builtins.lattice_forms` does for
+scalar function the CPU loop inlines for them (as :mod:`nbsim.builtins.lattice_forms` does for
 the shapes).  Imports numba: loaded only when the numba engine asks for a form.
 """
 
 from __future__ import annotations
 
-import math
-
 from numba import carray, cfunc, njit
 
+from nbsim import jit
+from nbsim.builtins.polarization import kahn_factor
 from nbsim.compiled_forms import POLARIZATION_PARAMS, polarization_signature
+
+jit.numba()  # the shared formulas compile only once numba is set up (nbsim.dual_math)
 
 #: the models' codes in the loop
 NO_POLARIZATION, KAHN = 0, 1
@@ -18,28 +20,10 @@ NO_POLARIZATION, KAHN = 0, 1
 @njit(inline="always")
 def polarization_factor(mode, kahn, polar_axis, ix, iy, iz, dx, dy, dz):
     """The polarization factor of incident (ix, iy, iz) and diffracted (dx, dy, dz), both unit,
-    for the model ``mode`` (``nbsim.builtins.polarization``)."""
+    for the model ``mode``: :func:`nbsim.builtins.polarization.kahn_factor`, compiled."""
     if mode == NO_POLARIZATION:
         return 1.0
-    c2 = ix * dx + iy * dy + iz * dz
-    c2sq = c2 * c2
-    if kahn == 0.0:
-        return 0.5 * (1.0 + c2sq)
-    # B = unit(axis x i), E = unit(i x B); cos 2psi = (E^2 - B^2)/(E^2 + B^2)
-    ax, ay, az = polar_axis[0], polar_axis[1], polar_axis[2]
-    Bx, By, Bz = ay * iz - az * iy, az * ix - ax * iz, ax * iy - ay * ix
-    Bn = math.sqrt(Bx * Bx + By * By + Bz * Bz)
-    if Bn > 0.0:
-        Bx, By, Bz = Bx / Bn, By / Bn, Bz / Bn
-    Ex, Ey, Ez = iy * Bz - iz * By, iz * Bx - ix * Bz, ix * By - iy * Bx
-    En = math.sqrt(Ex * Ex + Ey * Ey + Ez * Ez)
-    if En > 0.0:
-        Ex, Ey, Ez = Ex / En, Ey / En, Ez / En
-    E = dx * Ex + dy * Ey + dz * Ez
-    B = dx * Bx + dy * By + dz * Bz
-    norm = E * E + B * B
-    cos2psi = (E * E - B * B) / norm if norm > 0.0 else 1.0
-    return 0.5 * (1.0 + c2sq - kahn * cos2psi * (1.0 - c2sq))
+    return kahn_factor((ix, iy, iz), (dx, dy, dz), (polar_axis[0], polar_axis[1], polar_axis[2]), kahn, kahn == 0.0)
 
 
 @njit(inline="always")
