@@ -702,9 +702,9 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                             continue
                         if precision == NEAR:
                             if deltas.shape[2] > 1:
-                                for a in range(3):
-                                    for q in range(count):
-                                        S32[a, q] = _F32(pq.scattering_vector((d[0, q], d[1, q], d[2, q]), incident, lam)[a])
+                                for q in range(count):
+                                    Sq = pq.scattering_vector((d[0, q], d[1, q], d[2, q]), incident, lam)
+                                    S32[0, q], S32[1, q], S32[2, q] = _F32(Sq[0]), _F32(Sq[1]), _F32(Sq[2])
                             _near_pass(constant_F, deltas, split, j_ref, S32, _F32(w - source_mean[3]), source_offsets[s],
                                        count, y, acc32, n32, sf32)
                             for q in range(count):

@@ -24,20 +24,22 @@ import torch
 from torch import Tensor
 
 
-def sqrt(x):
-    return torch.sqrt(x) if isinstance(x, Tensor) else math.sqrt(x)
+def _elementwise(tensor_fn, scalar_fn):
+    """The function that is ``tensor_fn`` for tensors and ``scalar_fn`` for numbers."""
+    def fn(x):
+        return tensor_fn(x) if isinstance(x, Tensor) else scalar_fn(x)
+
+    fn.__name__ = fn.__qualname__ = scalar_fn.__name__
+    _SCALAR_FORMS[fn] = scalar_fn
+    return fn
 
 
-def exp(x):
-    return torch.exp(x) if isinstance(x, Tensor) else math.exp(x)
-
-
-def sin(x):
-    return torch.sin(x) if isinstance(x, Tensor) else math.sin(x)
-
-
-def cos(x):
-    return torch.cos(x) if isinstance(x, Tensor) else math.cos(x)
+#: each elementwise function, with the math function numba compiles for it
+_SCALAR_FORMS: dict = {}
+sqrt = _elementwise(torch.sqrt, math.sqrt)
+exp = _elementwise(torch.exp, math.exp)
+sin = _elementwise(torch.sin, math.sin)
+cos = _elementwise(torch.cos, math.cos)
 
 
 def select(condition, if_true, if_false):
@@ -72,26 +74,21 @@ def register_numba() -> None:
     global _numba_ready
     from numba.extending import overload
 
-    for fn in _formulas:
-        _compilable(fn)
-    _numba_ready = True
-
-    @overload(sqrt)
-    def _sqrt(x):
-        return lambda x: math.sqrt(x)
-
-    @overload(exp)
-    def _exp(x):
-        return lambda x: math.exp(x)
-
-    @overload(sin)
-    def _sin(x):
-        return lambda x: math.sin(x)
-
-    @overload(cos)
-    def _cos(x):
-        return lambda x: math.cos(x)
+    for fn, scalar_fn in _SCALAR_FORMS.items():
+        overload(fn)(_scalar_typer(scalar_fn))
 
     @overload(select)
     def _select(condition, if_true, if_false):
         return lambda condition, if_true, if_false: if_true if condition else if_false
+
+    for fn in _formulas:
+        _compilable(fn)
+    _numba_ready = True
+
+
+def _scalar_typer(scalar_fn):
+    """numba's typing function for an elementwise function: its math form, whatever the type."""
+    def implementation(x):
+        return scalar_fn(x)
+
+    return lambda x: implementation
