@@ -35,10 +35,10 @@ import golden  # noqa: E402
 
 
 def timed_render(name: str, dtype: torch.dtype, engine: str, device: str, repeats: int = 3) -> dict:
-    from nbsim import RunConfig, build_model, select_physics
-    from nbsim.pipeline import render
+    from nbsim import build_model, config_from_argv, select_physics
+    from nbsim.engines.pipeline import render
 
-    config = RunConfig.from_nanobragg_argv(PROBLEMS[name].split())
+    config = config_from_argv(PROBLEMS[name].split())
     physics = select_physics(config)
     cuda = device.startswith("cuda")
     times = []

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nbsim import RunConfig, build_model, select_physics
-from nbsim.noise import noise_counts
-from nbsim.pipeline import render
+from nbsim import build_model, config_from_argv, select_physics
+from nbsim.engines.pipeline import render
+from nbsim.outputs.noise import noise_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "reports" / "benchmarks"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    config = RunConfig.from_nanobragg_argv(f"{ARGV} -detpixels {args.pixels}".split())
+    config = config_from_argv(f"{ARGV} -detpixels {args.pixels}".split())
     t0 = time.perf_counter()
     with torch.no_grad():
         image = render(build_model(config), select_physics(config)).image.to(torch.float32).numpy()

@@ -27,15 +27,15 @@ from suite import PROBLEMS  # noqa: E402
 #: what one process runs: the public API that every tree since the engines landed has
 INNER = r"""
 import json, sys, time, torch
-from nbsim import RunConfig
-from nbsim.api import select_physics
-from nbsim.model import build_model
-from nbsim.pipeline import render
+from nbsim import config_from_argv
+from nbsim.plugins.selection import select_physics
+from nbsim.model.build import build_model
+from nbsim.engines.pipeline import render
 jobs, repeats, threads = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 out = []
 for argv, engine, dtype in jobs:
-    config = RunConfig.from_nanobragg_argv(argv.split())
+    config = config_from_argv(argv.split())
     physics = select_physics(config)
     m = build_model(config, dtype=getattr(torch, dtype))
     image = render(m, physics, engine=engine).image  # warm-up (compiles where needed)

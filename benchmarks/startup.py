@@ -32,7 +32,7 @@ P2 = PROBLEMS["P2"].split()
 RENDER_P2 = f"""
 import torch
 from nbsim import Simulation
-from nbsim.pipeline import render
+from nbsim.engines.pipeline import render
 sim = Simulation.from_argv({P2!r})
 with torch.no_grad():
     render(sim.model(), sim.physics)
@@ -42,9 +42,9 @@ STAGES = [
     ("interpreter", ("python", "pass")),
     ("+ import torch", ("python", "import torch")),
     ("+ nbsim CLI and plugins", ("python", "import torch\nfrom nbsim_cli import app\nfrom nbsim import runner\n"
-                                            "from nbsim.plugins import load_plugins\nload_plugins()")),
+                                            "from nbsim.plugins.system import load_plugins\nload_plugins()")),
     ("+ numba and the CPU loop", ("python", "import torch\nfrom nbsim_cli import app\nfrom nbsim import runner, cpu\n"
-                                             "from nbsim.plugins import load_plugins\nload_plugins()\ncpu.loop()")),
+                                             "from nbsim.plugins.system import load_plugins\nload_plugins()\ncpu.loop()")),
     ("+ set-up and render of P2", ("python", "from nbsim_cli import app\n" + RENDER_P2)),
     ("whole command (P2, float image)", ("nbsim", ("run", *P2, "-floatfile", "out.bin", "-nopgm", "-nonoise",
                                                    "-noprogress"))),

@@ -44,11 +44,11 @@ REFERENCE_SECONDS = {"P1": 0.09, "P2": 2.3, "P3": 11.0, "P4": 37.0}
 INNER = r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[4]))
-from nbsim import RunConfig, build_model, select_physics
-from nbsim.pipeline import render
+from nbsim import build_model, config_from_argv, select_physics
+from nbsim.engines.pipeline import render
 argv, dtype, device = sys.argv[1].split(), getattr(torch, sys.argv[2]), sys.argv[3]
 engine = sys.argv[5]
-config = RunConfig.from_nanobragg_argv(argv)
+config = config_from_argv(argv)
 physics = select_physics(config)
 times = []
 for _ in range(int(sys.argv[6])):

@@ -31,7 +31,7 @@ FLAGS = ("-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 512 -lambda 
          "-mosaic 1 -mosaic_dom 20")
 RENDER = f"""
 import json, time, torch, nbsim
-from nbsim.pipeline import render
+from nbsim.engines.pipeline import render
 sim = nbsim.Simulation.from_argv({FLAGS.split()!r})
 m = sim.model()
 times = []

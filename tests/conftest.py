@@ -11,6 +11,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
 import golden  # noqa: E402
+import plugin_set  # noqa: E402
+from nbsim.plugins.system import plugins_in_use  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def in_test_plugins():
+    """The process-wide plugin system of every test (``plugin_set``): no entry points."""
+    with plugins_in_use(plugin_set.plugin_system()) as system:
+        yield system
 
 
 @pytest.fixture(scope="session")

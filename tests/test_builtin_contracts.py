@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nbsim.builtins.lattice import GaussLattice, RoundLattice, SquareLattice, TophatLattice
-from nbsim.builtins.polarization import KahnPolarization, NoPolarization
-from nbsim.builtins.trace import BuiltinTracePlugin
+from nbsim.plugins.builtins.lattice import GaussLattice, RoundLattice, SquareLattice, TophatLattice
+from nbsim.plugins.builtins.polarization import KahnPolarization, NoPolarization
+from nbsim.plugins.builtins.trace import BuiltinTracePlugin
 from nbsim.testing import BaseLatticeFactorTests, BasePolarizationModelTests, BaseTracerTests
 
 

@@ -9,11 +9,13 @@ import attrs
 import pytest
 import torch
 
-from nbsim import RunConfig, build_model, compiled, cpu, select_physics
-from nbsim.builtins.polarization import KahnPolarization
+from nbsim import build_model, config_from_argv, select_physics
+from nbsim.engines import compiled
+from nbsim.engines import numba_engine as cpu
+from nbsim.engines.choice import EngineError
+from nbsim.engines.pipeline import render
+from nbsim.plugins.builtins.polarization import KahnPolarization
 from nbsim.testing import BasePolarizationModelTests
-from nbsim.engines import EngineError
-from nbsim.pipeline import render
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 8 -pixel 0.5"
 VARIANTS = {
@@ -60,7 +62,7 @@ def hkl(tmp_path):
 @pytest.mark.parametrize("policy", ["spec", "c-parity"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_numba_matches_tensor_kernel(variant, policy):
-    config = RunConfig.from_nanobragg_argv((BASE + " " + VARIANTS[variant]).split())
+    config = config_from_argv((BASE + " " + VARIANTS[variant]).split())
     physics = select_physics(config, phi_policy=policy, options={"threads": 3} if policy == "c-parity" else None)
     m = build_model(config)
     assert cpu.refusal(m, physics) is None
@@ -75,14 +77,14 @@ def test_numba_with_a_plugin_lattice_compiled_form(policy, with_hkl, running, hk
     block, with constant and tabulated F, summed or as running products) against its tensor form."""
     flags = (BASE + " -mosaic 1 -mosaic_dom 3 -phi 0 -osc 2 -phisteps 2" + (f" -hkl {hkl} -default_F 0" if with_hkl else "")
              + (" -oversample 2 -oversample_omega -oversample_polar" if running else ""))
-    config = RunConfig.from_nanobragg_argv(flags.split())
+    config = config_from_argv(flags.split())
     physics = select_physics(config, lattice="sphere", phi_policy=policy,
                              options={"threads": 3} if policy == "c-parity" else None)
     _engine_matches_tensor(build_model(config), physics, "numba")
 
 
 def test_numba_with_structure_factors(hkl):
-    config = RunConfig.from_nanobragg_argv(f"{BASE} -hkl {hkl} -default_F 0".split())
+    config = config_from_argv(f"{BASE} -hkl {hkl} -default_F 0".split())
     physics = select_physics(config)
     m = build_model(config)
     with torch.no_grad():
@@ -101,7 +103,7 @@ def test_numba_interpolates_as_the_tensor_kernel(policy, lattice, extra, hkl):
     grid's -4..4 reaches over the small detector, not over the others: there the switch comes
     mid-image, and the tophat and -dmin cuts decide which evaluations count)."""
     flags = f"{BASE} -hkl {hkl} -default_F 0 -interpolate -mosaic 1 -mosaic_dom 3 -phi 0 -osc 2 -phisteps 2 {extra}"
-    config = RunConfig.from_nanobragg_argv(flags.split())
+    config = config_from_argv(flags.split())
     physics = select_physics(config, lattice=lattice, phi_policy=policy,
                              options={"threads": 3} if policy == "c-parity" else None)
     m = build_model(config)
@@ -124,10 +126,10 @@ def _same_switch(a, b):
 
 def test_numba_interpolation_switch_on_panels(hkl):
     """The switch found in a later panel ends interpolation for the rest of the image."""
-    from nbsim.panels import split_detector
+    from nbsim.model.panels import split_detector
 
     flags = f"{BASE} -hkl {hkl} -default_F 0 -interpolate -N 2 -detpixels 12 -pixel 1"
-    config = split_detector(RunConfig.from_nanobragg_argv(flags.split()), 2, 3)
+    config = split_detector(config_from_argv(flags.split()), 2, 3)
     physics = select_physics(config)
     m = build_model(config)
     with torch.no_grad():
@@ -143,7 +145,7 @@ def test_numba_interpolation_switch_on_panels(hkl):
     ("GRAD", "it computes no gradients, and a parameter requires one"),
 ])
 def test_numba_refuses_what_it_does_not_cover_and_auto_steps_aside(extra, reason, hkl):
-    config = RunConfig.from_nanobragg_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "").split())
+    config = config_from_argv((BASE + " " + extra.replace("HKL", hkl)).replace("GRAD", "").split())
     physics = select_physics(config)
     params = {"distance": torch.tensor(0.06, dtype=torch.float64, requires_grad=True)} if extra == "GRAD" else None
     m = build_model(config, params=params)
@@ -156,7 +158,7 @@ def test_numba_refuses_what_it_does_not_cover_and_auto_steps_aside(extra, reason
 
 
 def test_unknown_engine():
-    config = RunConfig.from_nanobragg_argv(BASE.split())
+    config = config_from_argv(BASE.split())
     with pytest.raises(ValueError, match="engine"):
         render(build_model(config), select_physics(config), engine="warp")
 
@@ -185,7 +187,7 @@ def test_single_precision_loop_is_close(case, structure_factors, policy, hkl):
     argv = f"{BASE} {extra}" + (f" -hkl {hkl} -default_F 3" if structure_factors else "")
     # N is whole on the command line; the Python API also takes real numbers
     params = {"n_cells": torch.tensor([4.5, 4.0, 4.0], dtype=torch.float64)} if "N=4.5" in argv else None
-    config = RunConfig.from_nanobragg_argv(argv.replace("N=4.5", "").split())
+    config = config_from_argv(argv.replace("N=4.5", "").split())
     physics = select_physics(config, phi_policy=policy, options={"threads": 3} if policy == "c-parity" else None)
     single_model = build_model(config, dtype=torch.float32, params=params)
     tables, _ = cpu._variant_tables(single_model, physics)
@@ -206,7 +208,7 @@ def test_compiled_engine_on_a_tiny_case():
     render, compiled once (cached on disk afterwards), against the tensor kernel."""
     if not compiled.available(torch.device("cpu")):
         pytest.skip("torch.compile needs a C++ compiler here")
-    config = RunConfig.from_nanobragg_argv(f"{BASE} -detpixels 4 -mosaic 1 -mosaic_dom 3".split())
+    config = config_from_argv(f"{BASE} -detpixels 4 -mosaic 1 -mosaic_dom 3".split())
     physics = select_physics(config)
     _engine_matches_tensor(build_model(config), physics, "compiled")
 
@@ -219,7 +221,7 @@ def test_compiled_engine_matches_tensor_kernel(policy, fuse_all, hkl, monkeypatc
     them (wholly fused, no memory counted per sub-evaluation)."""
     monkeypatch.setattr(compiled, "fuses_everything", lambda device: fuse_all)
     monkeypatch.setattr(compiled, "_compiled", {})
-    config = RunConfig.from_nanobragg_argv(
+    config = config_from_argv(
         f"{BASE} -hkl {hkl} -mosaic 1 -mosaic_dom 70 -phi 0 -osc 2 -phisteps 3".split())
     physics = select_physics(config, phi_policy=policy)
     m = build_model(config)
@@ -231,8 +233,8 @@ def test_compiled_engine_matches_tensor_kernel(policy, fuse_all, hkl, monkeypatc
 
 def test_small_renders_do_not_import_numba():
     """Importing numba costs about 0.3 s: a render the tensor kernel does must not pay it."""
-    code = ("import sys; from nbsim import RunConfig, build_model, select_physics; from nbsim.pipeline import render; "
-            f"c = RunConfig.from_nanobragg_argv({BASE.split()!r}); render(build_model(c), select_physics(c)); "
+    code = ("import sys; from nbsim import build_model, config_from_argv, select_physics; from nbsim.engines.pipeline import render; "
+            f"c = config_from_argv({BASE.split()!r}); render(build_model(c), select_physics(c)); "
             "print('numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"]
@@ -242,7 +244,7 @@ def _unpolarized_form():
     """A third-party polarization model's compiled form: (1 + cos^2 2θ)/2 whatever the Kahn factor."""
     from numba import carray, cfunc
 
-    from nbsim.compiled_forms import polarization_signature
+    from nbsim.plugins.compiled_forms import polarization_signature
 
     @cfunc(polarization_signature())
     def form(incident, diffracted, n, params, out):
@@ -277,7 +279,7 @@ class LouderKahn(KahnPolarization):
 @pytest.mark.parametrize("running", [False, True])
 def test_a_plugin_polarization_model_gets_the_loop_through_its_compiled_form(running):
     flags = BASE + " -polar 0.6 -divergence 1 -divsteps 3 -mosaic 1 -mosaic_dom 3" + (" -oversample_polar" if running else "")
-    config = RunConfig.from_nanobragg_argv(flags.split())
+    config = config_from_argv(flags.split())
     physics = attrs.evolve(select_physics(config), polarization=Unpolarized())
     m = build_model(config)
     assert cpu.refusal(m, physics) is None

@@ -9,10 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from nbsim import RunConfig, build_model, compiled, select_physics
-from nbsim.builtins.lattice import RoundLattice, SquareLattice
-from nbsim.engines import NUMBA_MIN_EVALUATIONS, EngineError, choose, sub_evaluations
-from nbsim.kernel import Physics
+from nbsim import build_model, config_from_argv, select_physics
+from nbsim.engines import compiled
+from nbsim.engines.choice import NUMBA_MIN_EVALUATIONS, EngineError, choose, sub_evaluations
+from nbsim.engines.tensor_kernel import Physics
+from nbsim.plugins.builtins.lattice import RoundLattice, SquareLattice
 from nbsim_cli.app import cli
 from nbsim_lattice_sphere import SphereLattice
 
@@ -29,7 +30,7 @@ def hkl_file(tmp_path):
 
 
 def _choice(flags: str, *, engine: str = "auto", lattice: str | None = None, physics=None, params=None):
-    config = RunConfig.from_nanobragg_argv(flags.split())
+    config = config_from_argv(flags.split())
     physics = physics or select_physics(config, lattice=lattice)
     m = build_model(config, params=params)
     return choose(engine, m, physics, sub_evaluations(m, m.rendered.shape[0])), m, physics
@@ -75,7 +76,7 @@ class ReshapedSphere(SphereLattice):
 
 
 def _with_lattice(lattice):
-    base = select_physics(RunConfig.from_nanobragg_argv(LARGE.split()))
+    base = select_physics(config_from_argv(LARGE.split()))
     return Physics(base.policy, lattice, base.polarization)
 
 
@@ -163,19 +164,19 @@ class OrientationsOnly:
         return self
 
     def orientations(self, base, phi, spindle, passes):
-        from nbsim.vectors import rotate_axis
+        from nbsim.physics.vectors import rotate_axis
 
         return rotate_axis(base[None, :, :], spindle, phi[:, None])[None]
 
 
 def test_a_policy_without_shared_tables_is_named():
-    base = select_physics(RunConfig.from_nanobragg_argv(LARGE.split()))
+    base = select_physics(config_from_argv(LARGE.split()))
     choice, _, _ = _choice(LARGE, physics=Physics(OrientationsOnly(), base.lattice, base.polarization))
     assert choice.name == "tensor"
     assert "numba: phi policy 'orientations-only' has no shared_tables" in choice.reason
 
 
-class ReorientedSpec(type(select_physics(RunConfig.from_nanobragg_argv(SMALL.split())).policy)):
+class ReorientedSpec(type(select_physics(config_from_argv(SMALL.split())).policy)):
     """A subclass of the spec policy with orientations of its own: the inherited shared_tables
     describe the parent's orientations, not these."""
 
@@ -184,6 +185,6 @@ class ReorientedSpec(type(select_physics(RunConfig.from_nanobragg_argv(SMALL.spl
 
 
 def test_a_policy_subclass_with_its_own_orientations_loses_shared_tables():
-    base = select_physics(RunConfig.from_nanobragg_argv(LARGE.split()))
+    base = select_physics(config_from_argv(LARGE.split()))
     choice, _, _ = _choice(LARGE, physics=Physics(ReorientedSpec(), base.lattice, base.polarization))
     assert choice.name == "tensor" and "numba: phi policy 'spec' has no shared_tables" in choice.reason

@@ -8,8 +8,8 @@ The full-disk and read-only cases run on a small tmpfs mounted in a private moun
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time

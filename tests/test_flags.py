@@ -7,9 +7,9 @@ import math
 import pytest
 
 from nbsim.errors import UsageError
-from nbsim.nanobragg import config_from_argv, parse_argv
-from nbsim.nanobragg.flags import BY_NAME, FLAGS
-from nbsim.nanobragg.state import RTD
+from nbsim.setup import config_from_argv, parse_argv
+from nbsim.setup.flags import BY_NAME, FLAGS
+from nbsim.setup.state import RTD
 
 BASE = ["-cell", "100", "-default_F", "1"]
 

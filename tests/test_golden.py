@@ -47,7 +47,7 @@ def test_golden_numba_engine(name, tmp_path):
     assert result.ok, f"{name}: {result}"
 
 
-#: the reasons the golden cases the numba loop does not cover give (nbsim.cpu.refusal)
+#: the reasons the golden cases the numba loop does not cover give (nbsim.engines.numba_engine.refusal)
 NUMBA_REFUSAL = re.compile(r"its loop has no -interpolate with -oversample_thick/_polar/_omega")
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from golden import GOLDEN
-from nbsim.model import PARAMETERS
+from nbsim.model.build import PARAMETERS
 from nbsim.simulation import Simulation
 
 BASE = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 "

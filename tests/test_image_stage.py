@@ -6,18 +6,21 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from nbsim import RunConfig, plugins
-from nbsim.api import select_physics
+from nbsim import config_from_argv
+from nbsim.engines.pipeline import render
 from nbsim.errors import PluginError
-from nbsim.hookspecs import hookimpl
-from nbsim.model import build_model
-from nbsim.panels import split_detector
-from nbsim.pipeline import render
+from nbsim.model.build import build_model
+from nbsim.model.panels import split_detector
+from nbsim.plugins import system as plugins
+from nbsim.plugins.hookspecs import hookimpl
+from nbsim.plugins.selection import select_physics
+from nbsim.protocols import ImageTransform
 from nbsim.testing import BaseImageTransformTests
+from plugin_set import plugin_system
 
 
 @attrs.frozen
-class BoxBlur:
+class BoxBlur(ImageTransform):
     """Mean over the (2 halo + 1)^2 pixels around each pixel of its panel (zero beyond the edges)."""
 
     name: str = "box-blur"
@@ -29,7 +32,7 @@ class BoxBlur:
 
 
 @attrs.frozen
-class Gain:
+class Gain(ImageTransform):
     """Pixel-wise: ADUs per photon, an option of the transform."""
 
     name: str = "gain"
@@ -74,7 +77,7 @@ ARGV = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -N 5 -lambda 1.
 
 @pytest.fixture
 def system():
-    return plugins.build_system(entry_points=True, extra=(StagePlugin(),))
+    return plugin_system(StagePlugin())
 
 
 def _physics(config, system, stage=(), **kw):
@@ -87,7 +90,7 @@ def _blurred(image: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("engine", ["tensor", "numba"])
 def test_the_stage_transforms_the_whole_render(system, engine):
-    config = RunConfig.from_nanobragg_argv(ARGV)
+    config = config_from_argv(ARGV)
     m = build_model(config)
     plain = render(m, _physics(config, system), engine=engine).image
     staged = render(m, _physics(config, system, ("box-blur",)), engine=engine).image
@@ -98,8 +101,8 @@ def test_the_stage_transforms_the_whole_render(system, engine):
 def test_an_roi_render_gets_its_neighbours_from_outside_the_roi(system):
     """The halo is rendered beyond the ROI, so ROI pixels at its edge get what a whole render
     gives them; pixels outside the ROI stay 0, as the reference leaves them."""
-    config = RunConfig.from_nanobragg_argv(ARGV)
-    roi_config = RunConfig.from_nanobragg_argv(ARGV + ["-roi", "10", "25", "5", "30"])
+    config = config_from_argv(ARGV)
+    roi_config = config_from_argv(ARGV + ["-roi", "10", "25", "5", "30"])
     physics = _physics(config, system, ("box-blur", "gain"), options={"gain": 3.0})
     whole = render(build_model(config), physics).image
     region = render(build_model(roi_config), physics).image
@@ -111,7 +114,7 @@ def test_an_roi_render_gets_its_neighbours_from_outside_the_roi(system):
 
 
 def test_pixel_lists_and_panels_get_their_neighbours(system):
-    config = split_detector(RunConfig.from_nanobragg_argv(ARGV), 2, 2)
+    config = split_detector(config_from_argv(ARGV), 2, 2)
     m = build_model(config)
     physics = _physics(config, system, ("box-blur",))
     whole = render(m, physics).image
@@ -125,7 +128,7 @@ def test_pixel_lists_and_panels_get_their_neighbours(system):
 
 
 def test_gradients_flow_through_the_stage(system):
-    config = RunConfig.from_nanobragg_argv(ARGV[:ARGV.index("-detpixels")] + ["-detpixels", "12"])
+    config = config_from_argv(ARGV[:ARGV.index("-detpixels")] + ["-detpixels", "12"])
     distance = torch.tensor(config.detector.distance, dtype=torch.float64, requires_grad=True)
     m = build_model(config, params={"distance": distance})
     render(m, _physics(config, system, ("box-blur",))).image.sum().backward()
@@ -133,7 +136,7 @@ def test_gradients_flow_through_the_stage(system):
 
 
 def test_unknown_transform_names_what_is_installed(system):
-    config = RunConfig.from_nanobragg_argv(ARGV)
+    config = config_from_argv(ARGV)
     with pytest.raises(PluginError, match=r"unknown image transform 'blur' \(installed: box-blur, gain\)"):
         _physics(config, system, ("blur",))
 
@@ -147,7 +150,7 @@ def test_a_transform_that_changes_the_shape_is_named(system):
         def apply(self, image, model):
             return image[:, 1:]
 
-    config = RunConfig.from_nanobragg_argv(ARGV)
+    config = config_from_argv(ARGV)
     physics = attrs.evolve(_physics(config, system), image_stage=(Crop(),))
     with pytest.raises(ValueError, match="image transform 'crop' returned shape"):
         render(build_model(config), physics)
@@ -158,13 +161,13 @@ def test_the_command_line_runs_the_stage_and_records_it(system, tmp_path, monkey
 
     from nbsim import runner
 
-    monkeypatch.setattr(plugins, "_SYSTEM", system)
     monkeypatch.chdir(tmp_path)
     argv = ARGV + ["-floatfile", "plain.bin", "-nopgm", "-nonoise", "-intfile", "plain.img"]
-    plain = runner.run(argv, runner.RunOptions(), echo=lambda s: None).image
-    staged = runner.run([*argv[:-4], "-intfile", "staged.img", "-floatfile", "staged.bin"],
-                        runner.RunOptions(image_stage=("gain",), plugin_options={"gain": 2.0}, provenance="p.json"),
-                        echo=lambda s: None).image
+    with plugins.plugins_in_use(system):
+        plain = runner.run(argv, runner.RunOptions(), echo=lambda s: None).image
+        staged = runner.run([*argv[:-4], "-intfile", "staged.img", "-floatfile", "staged.bin"],
+                            runner.RunOptions(image_stage=("gain",), plugin_options={"gain": 2.0},
+                                              provenance="p.json"), echo=lambda s: None).image
     np.testing.assert_allclose(staged, 2.0 * plain, rtol=1e-6)
     np.testing.assert_array_equal(np.fromfile("staged.bin", dtype=np.float32).reshape(staged.shape), staged)
     record = json.loads((tmp_path / "p.json").read_text())

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from nbsim import Simulation, cpu, jit
-from nbsim.pipeline import render
+from nbsim import Simulation
+from nbsim.engines import jit
+from nbsim.engines import numba_engine as cpu
+from nbsim.engines.pipeline import render
 from nbsim.runner import RunOptions, run
 
 ARGV = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 16 -lambda 1 -distance 100".split()
@@ -33,7 +35,7 @@ def _python(code: str, env: dict, cwd) -> str:
     ({"NBSIM_CACHE": "/somewhere/nb", "NUMBA_CACHE_DIR": "/mine"}, "/mine"),
 ])
 def test_numba_caches_in_the_user_cache_directory(env, expected, tmp_path):
-    code = "from nbsim import jit\nprint(jit.numba().config.CACHE_DIR)"
+    code = "from nbsim.engines import jit\nprint(jit.numba().config.CACHE_DIR)"
     if "NUMBA_CACHE_DIR" not in env:
         expected = f"{expected}/{jit.sources_digest()}"
     assert _python(code, env, tmp_path) == expected
@@ -42,11 +44,11 @@ def test_numba_caches_in_the_user_cache_directory(env, expected, tmp_path):
 def test_every_version_of_the_sources_has_a_cache_of_its_own(tmp_path):
     """numba checks a cached function against its own file only: an edit to a formula it inlines
     from another module must not load code compiled before the edit."""
-    package = Path(jit.__file__).parent
+    package = Path(jit.__file__).parents[1]
     copy = tmp_path / "nbsim"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     assert jit.sources_digest(copy) == jit.sources_digest()
-    formulas = copy / "pass_quantities.py"
+    formulas = copy / "physics" / "pass_quantities.py"
     formulas.write_text(formulas.read_text().replace("/ 2.0", "* 0.5"))
     assert jit.sources_digest(copy) != jit.sources_digest()
 
@@ -55,7 +57,7 @@ def test_will_compile_reads_the_disk_cache(tmp_path):
     """True before the first call, False once compiled in this process, and False in a new process
     that finds the compiled code on disk; a different argument type compiles again."""
     (tmp_path / "tiny_jit.py").write_text(textwrap.dedent("""
-        from nbsim import jit
+        from nbsim.engines import jit
         jit.numba()
         from numba import njit
 
@@ -65,14 +67,14 @@ def test_will_compile_reads_the_disk_cache(tmp_path):
     """))
     first = """
         import tiny_jit
-        from nbsim import jit
+        from nbsim.engines import jit
         before = jit.will_compile(tiny_jit.twice, (1.5,))
         tiny_jit.twice(1.5)
         print(before, jit.will_compile(tiny_jit.twice, (1.5,)), jit.will_compile(tiny_jit.twice, (3,)))
     """
     env = {"NBSIM_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": "", "PYTHONPATH": str(tmp_path)}
     assert _python(first, env, tmp_path) == "True False True"
-    again = "import tiny_jit\nfrom nbsim import jit\nprint(jit.will_compile(tiny_jit.twice, (1.5,)))"
+    again = "import tiny_jit\nfrom nbsim.engines import jit\nprint(jit.will_compile(tiny_jit.twice, (1.5,)))"
     assert _python(again, env, tmp_path) == "False"
     assert any((tmp_path / "cache" / "numba").rglob("*.nbi"))
 
@@ -96,8 +98,9 @@ def test_a_first_render_loads_the_loop_compiled_by_a_child_process(tmp_path):
     (the loop numba compiles in a process runs several times slower there)."""
     code = """
         import torch
-        from nbsim import Simulation, cpu
-        from nbsim.pipeline import render
+        from nbsim import Simulation
+        from nbsim.engines import numba_engine as cpu
+        from nbsim.engines.pipeline import render
         sim = Simulation.from_argv("-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 16".split())
         with torch.no_grad():
             fast = render(sim.model(), sim.physics, engine="numba").image

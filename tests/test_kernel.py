@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from live_memory import LiveTensorBytes
-from nbsim import RunConfig, Simulation, build_model, select_physics
-from nbsim.kernel import (
+from nbsim import Simulation, build_model, config_from_argv, select_physics
+from nbsim.engines.pipeline import first_passes, render, row_blocks, scanned_first_passes
+from nbsim.engines.tensor_kernel import (
     BYTES_PER_PASS,
     BYTES_PER_TERM,
     MIN_PASSES,
@@ -22,14 +23,13 @@ from nbsim.kernel import (
     first_nonzero,
     memory_plan,
 )
-from nbsim.pipeline import first_passes, render, row_blocks, scanned_first_passes
 
 BASE = "-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 6 -pixel 0.5"
 
 
 @pytest.mark.parametrize("policy", ["spec", "c-parity"])
 def test_chunk_size_does_not_change_the_image(policy):
-    config = RunConfig.from_nanobragg_argv(
+    config = config_from_argv(
         (BASE + " -phi 0 -osc 3 -phisteps 3 -mosaic 1 -mosaic_dom 4 -oversample 2 -oversample_omega").split())
     m = build_model(config)
     physics = select_physics(config, phi_policy=policy, options={"threads": 2} if policy == "c-parity" else None)
@@ -64,7 +64,7 @@ class PerPassPolicy:
 
 def test_two_orientation_tables_match_one_table_per_pass():
     """c-parity declares that only a block's first pass differs: the kernel then uses two tables."""
-    config = RunConfig.from_nanobragg_argv(
+    config = config_from_argv(
         (BASE + " -phi 0 -osc 2 -phisteps 3 -mosaic 1 -mosaic_dom 4 -oversample 2").split())
     m = build_model(config)
     physics = select_physics(config, phi_policy="c-parity", options={"threads": 2})
@@ -77,7 +77,7 @@ def test_two_orientation_tables_match_one_table_per_pass():
 
 def test_memory_plan_by_device_and_fusion():
     """CPU chunks stay cache-sized; GPU chunks and fused (compiled) sums are bounded by the budget alone."""
-    config = RunConfig.from_nanobragg_argv("-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 "
+    config = config_from_argv("-cell 100 100 100 90 90 90 -lambda 6.2 -N 5 -default_F 100 "
                                            "-distance 100 -detpixels 1024 -mosaic 0.5 -mosaic_dom 1000".split())
     m = build_model(config)
     budget = 1 << 30
@@ -104,7 +104,7 @@ def test_render_stays_within_the_memory_budget(variant, tmp_path):
         hkl = tmp_path / "t.hkl"
         hkl.write_text("".join(f"{h} {k} 0 {h + k + 3}\n" for h in range(-3, 4) for k in range(-3, 4)))
         flags += f" -hkl {hkl}" + (" -interpolate" if variant == "interpolation" else "")
-    config = RunConfig.from_nanobragg_argv(f"{BASE} {flags}".split())
+    config = config_from_argv(f"{BASE} {flags}".split())
     m = build_model(config)
     physics = select_physics(config, phi_policy="c-parity", options={"threads": 2})
     if variant == "per_pass_tables":  # as a third-party policy that declares nothing
@@ -122,7 +122,7 @@ def test_render_stays_within_the_memory_budget(variant, tmp_path):
 def test_gradient_renders_stay_within_the_memory_budget(extra):
     """With gradients, each chunk is recomputed in the backward pass and holds its graph there:
     forward and backward together stay within the budget."""
-    config = RunConfig.from_nanobragg_argv(
+    config = config_from_argv(
         f"{BASE} -detpixels 24 -phi 0 -osc 2 -phisteps 4 -mosaic 1 -mosaic_dom 64 -oversample 2 {extra}".split())
     budget = 2 << 20
     sim = Simulation(config, max_memory=budget)
@@ -136,7 +136,7 @@ def test_gradient_renders_stay_within_the_memory_budget(extra):
 @pytest.mark.parametrize("roi", ["", "-roi 1 3 2 4", "-roi 0 5 5 5"])
 @pytest.mark.parametrize("blocks", [1, 4, 8])  # 8 blocks for 6 rows: some have no rows
 def test_first_passes_without_dmin_are_the_first_pixels(roi, blocks):
-    config = RunConfig.from_nanobragg_argv(f"{BASE} -oversample 2 -dispersion 1 -dispsteps 2 {roi}".split())
+    config = config_from_argv(f"{BASE} -oversample 2 -dispersion 1 -dispsteps 2 {roi}".split())
     m = build_model(config)
     physics = select_physics(config)
     block_of_row = row_blocks(config.detector.spixels, blocks)
@@ -152,7 +152,7 @@ def test_first_nonzero():
 
 
 def test_float32_render_stays_close():
-    config = RunConfig.from_nanobragg_argv((BASE + " -oversample 2").split())
+    config = config_from_argv((BASE + " -oversample 2").split())
     physics = select_physics(config)
     f64 = render(build_model(config), physics).image
     f32 = render(build_model(config, dtype=torch.float32), physics).image
@@ -163,7 +163,7 @@ def test_float32_render_stays_close():
 
 def test_gradcheck_few_pixels():
     """Gradients of a few pixels with respect to cell, distance, beam centre and wavelength."""
-    config = RunConfig.from_nanobragg_argv(
+    config = config_from_argv(
         "-cell 70 80 90 75 85 95 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 3 -pixel 0.5 -roi 0 1 0 1".split())
     physics = select_physics(config)
 
@@ -187,7 +187,7 @@ def test_running_products_in_single_precision_are_taken_in_double():
     zero F_latt skips its running-product step: float32 renders must not see those zeros."""
     flags = ("-cell 38.6 48.1 41.2 112.5 72.6 81 -N 8 -lambda 1.533 -osc 6 -default_F 4.8 -roi 0 40 0 40 "
              "-gauss_xtal -oversample_polar -oversample 2").split()
-    config = RunConfig.from_nanobragg_argv(flags)
+    config = config_from_argv(flags)
     physics = select_physics(config)
     with torch.no_grad():
         double = render(build_model(config), physics, engine="tensor").image
@@ -202,17 +202,17 @@ def test_an_overflowing_running_product_is_infinite_as_in_the_reference(engine):
     term: the sum overflows to inf in every pixel, in the reference too; never 0 * inf = NaN."""
     flags = ("-default_F 9.1 -N 5 -mosaic 1.173 -dispersion 0.51 -energy 12861.4 -pixel 0.473 -point_pixel "
              "-cell 58.3 31.1 73.1 91.9 109.6 94.2 -oversample_omega -detpixels 16").split()
-    config = RunConfig.from_nanobragg_argv(flags)
+    config = config_from_argv(flags)
     with torch.no_grad():
         image = render(build_model(config), select_physics(config), engine=engine).image
     assert torch.isinf(image).all() and (image > 0).all()
 
 
 def test_the_trace_hook_receives_what_its_documentation_says():
-    """Keys and shapes of nbsim_trace's tensors (nbsim.hookspecs) for two traced pixels."""
+    """Keys and shapes of nbsim_trace's tensors (nbsim.plugins.hookspecs) for two traced pixels."""
     flags = (BASE + " -oversample 2 -mosaic 1 -mosaic_dom 3 -phi 0 -osc 1 -phisteps 2 -divergence 1 -divsteps 2"
              " -detector_thick 100 -thicksteps 2").split()
-    config = RunConfig.from_nanobragg_argv(flags)
+    config = config_from_argv(flags)
     m = build_model(config)
     P, T, n, S, R = 2, m.thicksteps, m.oversample, m.n_sources, m.phisteps * m.domains
     Q = T * n * n * S

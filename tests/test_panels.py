@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from nbsim import RunConfig
-from nbsim.config import PanelConfig
-from nbsim.panels import split_detector
+from nbsim import config_from_argv
+from nbsim.model.config import PanelConfig
+from nbsim.model.panels import split_detector
 from nbsim.simulation import Simulation
 
 #: a tilted, thick, mosaic, polychromatic job that touches every per-panel quantity
@@ -18,7 +18,7 @@ BASE = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -N 4 -lambda 1.
 
 
 def _rendered(argv, engine, dtype=torch.float64, tiles=(2, 2), **options):
-    config = RunConfig.from_nanobragg_argv(argv)
+    config = config_from_argv(argv)
     split = split_detector(config, *tiles)
     one = Simulation(config, dtype=dtype, **options)
     many = Simulation(split, dtype=dtype, **options)
@@ -28,7 +28,7 @@ def _rendered(argv, engine, dtype=torch.float64, tiles=(2, 2), **options):
 
 
 def _render(sim, engine):
-    from nbsim.pipeline import render
+    from nbsim.engines.pipeline import render
 
     return render(sim.model(), sim.physics, engine=engine).image
 
@@ -68,7 +68,7 @@ def test_float32_engines_agree_on_panels():
 
 
 def test_roi_and_pixels_of_a_panel_detector():
-    config = split_detector(RunConfig.from_nanobragg_argv(BASE), 2, 2)
+    config = split_detector(config_from_argv(BASE), 2, 2)
     sim = Simulation(config)
     image = sim.image()
     crop = sim.image(roi=(3, 10, 5, 9))
@@ -81,7 +81,7 @@ def test_roi_and_pixels_of_a_panel_detector():
 
 def test_a_thin_panel_beside_thick_ones_captures_everything():
     """Each panel has its own sensor: one without thickness renders as a thin detector does."""
-    config = RunConfig.from_nanobragg_argv(BASE)
+    config = config_from_argv(BASE)
     split = split_detector(config, 2, 1)
     thin = attrs.evolve(split.detector.panels[1], thickness=0.0)
     mixed = attrs.evolve(split, detector=attrs.evolve(split.detector, panels=(split.detector.panels[0], thin)))
@@ -95,14 +95,14 @@ def test_a_thin_panel_beside_thick_ones_captures_everything():
 
 
 def test_panel_gradients_flow_through_the_command_line_panel():
-    sim = Simulation(RunConfig.from_nanobragg_argv(BASE[:BASE.index("-mosaic")] + ["-detpixels", "16"]))
+    sim = Simulation(config_from_argv(BASE[:BASE.index("-mosaic")] + ["-detpixels", "16"]))
     params = sim.parameters("distance", "pixel_size")
     sim.image(params).sum().backward()
     assert all(float(p.grad.abs()) > 0 for p in params.values())
 
 
 def test_panel_configuration_is_checked():
-    config = RunConfig.from_nanobragg_argv(BASE)
+    config = config_from_argv(BASE)
     panels = split_detector(config, 2, 2).detector.panels
     with pytest.raises(ValueError, match="every panel must have the detector's 24x24 pixels"):
         attrs.evolve(config.detector, fpixels=24, spixels=24, panels=(*panels[:3], attrs.evolve(panels[3], fpixels=23)))

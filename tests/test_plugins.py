@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from nbsim import hookspecs
-from nbsim.api import select_physics
-from nbsim.config import RunConfig
 from nbsim.errors import PluginError
-from nbsim.plugins import build_system
-from nbsim.registry import Registry
+from nbsim.plugins import hookspecs
+from nbsim.plugins.registry import Registry
+from nbsim.plugins.selection import select_physics
+from nbsim.plugins.system import build_system
+from nbsim.protocols import PhiPolicy
+from nbsim.setup import config_from_argv
 
-CONFIG = RunConfig.from_nanobragg_argv("-cell 100 -default_F 1 -detpixels 4".split())
+CONFIG = config_from_argv("-cell 100 -default_F 1 -detpixels 4".split())
 
 
 class Named:
@@ -54,7 +55,7 @@ def test_missing_shipped_policy_names_its_package(monkeypatch):
 
 
 def test_a_broken_plugin_is_reported_and_the_rest_work(monkeypatch):
-    from nbsim import plugins
+    from nbsim.plugins import system as plugins
 
     real = plugins.metadata.entry_points
 
@@ -76,14 +77,11 @@ def test_a_broken_plugin_is_reported_and_the_rest_work(monkeypatch):
 
 def test_in_process_policy_fixture():
     """Core tests can register a policy without entry points."""
-    from nbsim.hookspecs import hookimpl
+    from nbsim.plugins.hookspecs import hookimpl
 
-    class Identity:
+    class Identity(PhiPolicy):  # the protocol's defaults: configure, no shared tables
         name = "identity"
         row_blocks = 1
-
-        def configure(self, options):
-            return self
 
         def orientations(self, base, phi, spindle, passes):
             return base.expand(1, phi.shape[0], 3, 3)
@@ -97,6 +95,48 @@ def test_in_process_policy_fixture():
 
     system = build_system(entry_points=False, extra=(Provider(),))
     assert select_physics(CONFIG, phi_policy="identity", system=system).policy.name == "identity"
+
+
+@pytest.mark.parametrize("member, problem", [("orientations", "no orientations"), ("row_blocks", "no row_blocks")])
+def test_an_object_that_breaks_its_contract_is_refused_by_name(member, problem):
+    """Capabilities are members of the protocol: an object without one is refused when it registers."""
+    from nbsim.plugins.hookspecs import hookimpl
+
+    members = {"name": "partial", "row_blocks": 1, "configure": lambda self, options: self,
+               "orientations": lambda self, base, phi, spindle, passes: base.expand(1, phi.shape[0], 3, 3),
+               "shared_tables": lambda self, base, phi, spindle: None}
+    del members[member]
+    Partial = type("Partial", (), members)
+
+    class Provider:
+        plugin_name = "partial-plugin"
+
+        @hookimpl
+        def nbsim_register_phi_policies(self, register):
+            register(Partial())
+
+    with pytest.raises(PluginError, match=rf"partial-plugin registered phi policy 'partial'.*PhiPolicy: {problem}"):
+        build_system(entry_points=False, extra=(Provider(),))
+
+
+def test_a_typed_capability_of_the_wrong_type_is_refused():
+    from nbsim.plugins.hookspecs import hookimpl
+    from nbsim.protocols import LatticeFactor
+
+    class Unsure(LatticeFactor):
+        name = "unsure"
+        needs_nearest = "yes"
+
+        def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
+            return hkl[..., 0]
+
+    class Provider:
+        @hookimpl
+        def nbsim_register_lattice_factors(self, register):
+            register(Unsure())
+
+    with pytest.raises(PluginError, match="needs_nearest is 'yes', not a bool"):
+        build_system(entry_points=False, extra=(Provider(),))
 
 
 HOOKS = [name for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("nbsim_")]

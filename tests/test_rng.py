@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbsim import rng
-from nbsim.noise import c_poisson
+from nbsim.outputs.noise import c_poisson
+from nbsim.physics import rng
 
 
 def test_ran1_first_values():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nbsim import PluginError, Simulation, UsageError
-from nbsim.budget import parse_size
+from nbsim.engines.budget import parse_size
 
 ARGV = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 16 -lambda 1 -distance 100".split()
 

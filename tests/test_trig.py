@@ -1,11 +1,11 @@
-"""The exactly reduced sine of ``nbsim.trig`` (used by compiled code) against double precision."""
+"""The exactly reduced sine of ``nbsim.physics.trig`` (used by compiled code) against double precision."""
 
 import math
 
 import pytest
 import torch
 
-from nbsim.trig import sincg_pi, sinpi
+from nbsim.physics.trig import sincg_pi, sinpi
 
 
 def _arguments() -> torch.Tensor:

@@ -27,7 +27,7 @@ EXAMPLE_ARGV = (
 )
 
 def _flags_help() -> str:
-    from nbsim.nanobragg.flags import FLAGS, TOPICS
+    from nbsim.setup.flags import FLAGS, TOPICS
 
     lines = []
     for topic in TOPICS:
@@ -61,7 +61,7 @@ class RunCommand(click.Command):
 @functools.cache
 def _plugin_options():
     """Options the installed plugins add to run and refine, and the loaded plugin system."""
-    from nbsim.plugins import load_plugins
+    from nbsim.plugins.system import load_plugins
 
     try:
         system = load_plugins()
@@ -76,7 +76,7 @@ def _plugin_options():
 
 
 def _common_options(plugin_opts) -> list:
-    from nbsim.pipeline import DEFAULT_MAX_MEMORY
+    from nbsim.engines.pipeline import DEFAULT_MAX_MEMORY
 
     return [
         click.Option(["--phi-policy"], default="spec", show_default=True, metavar="NAME",
@@ -122,14 +122,14 @@ def _plugin_choices(system, phi_policy: str, image_stage: tuple[str, ...], plugi
 
 def _memory(max_memory: str | None) -> int | None:
     """The --max-memory value in bytes, or None when not given (the machine's memory bounds the run)."""
-    from nbsim.budget import parse_size
+    from nbsim.engines.budget import parse_size
 
     return parse_size(max_memory) if max_memory else None
 
 
 def _make_run_command() -> click.Command:
-    from nbsim.noise import METHODS as NOISE_METHODS
-    from nbsim.engines import ENGINE_NAMES
+    from nbsim.engines.choice import ENGINE_NAMES
+    from nbsim.outputs.noise import METHODS as NOISE_METHODS
 
     plugin_opts, system = _plugin_options()
     params = [
@@ -174,7 +174,7 @@ def _make_run_command() -> click.Command:
 
 
 def _make_refine_command() -> click.Command:
-    from nbsim.pipeline import DEFAULT_MAX_MEMORY
+    from nbsim.engines.pipeline import DEFAULT_MAX_MEMORY
     from nbsim.refine import UNITS
 
     plugin_opts, system = _plugin_options()
@@ -205,7 +205,7 @@ def _make_refine_command() -> click.Command:
                 raise UsageError(f"--stages: expected block sizes such as 4,1, got {stages!r}") from None
             if not blocks or min(blocks) < 1:
                 raise UsageError(f"--stages: expected positive block sizes, got {stages!r}")
-            from nbsim.api import check_device, check_dtype
+            from nbsim.plugins.selection import check_device, check_dtype
 
             sim = Simulation.from_argv(
                 list(flags), device=check_device(device), dtype=check_dtype(dtype),
@@ -317,7 +317,7 @@ def _make_plugins_command() -> click.Command:
     @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
     def plugins_command(as_json):
         """List installed plugins: name, version, distribution, hooks, origin."""
-        from nbsim.plugins import load_plugins
+        from nbsim.plugins.system import load_plugins
 
         system = load_plugins()
         if as_json:

@@ -16,13 +16,14 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "BeamConfig": "nbsim.config", "CrystalConfig": "nbsim.config", "DetectorConfig": "nbsim.config",
-    "OutputConfig": "nbsim.config", "RunConfig": "nbsim.config", "SamplingConfig": "nbsim.config",
+    "BeamConfig": "nbsim.model.config", "CrystalConfig": "nbsim.model.config", "DetectorConfig": "nbsim.model.config",
+    "OutputConfig": "nbsim.model.config", "RunConfig": "nbsim.model.config", "SamplingConfig": "nbsim.model.config",
     "InputError": "nbsim.errors", "NbsimError": "nbsim.errors", "PluginError": "nbsim.errors",
     "UsageError": "nbsim.errors",
-    "hookimpl": "nbsim.hookspecs",
-    "build_model": "nbsim.model",
-    "select_physics": "nbsim.api",
+    "hookimpl": "nbsim.plugins.hookspecs",
+    "build_model": "nbsim.model.build",
+    "config_from_argv": "nbsim.setup",
+    "select_physics": "nbsim.plugins.selection",
     "Simulation": "nbsim.simulation", "simulate": "nbsim.simulation",
 }
 

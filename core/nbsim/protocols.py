@@ -1,5 +1,11 @@
 """Contracts of the objects plugins register (see ``docs/plugins.md``).
 
+Every member of a protocol is part of its contract, the capabilities included (typed fields
+such as ``LatticeFactor.needs_nearest``, optional methods such as ``compiled_form`` that
+return None when the object has no such form): the registry refuses an object that lacks
+one (:func:`missing_members`).  A plugin class that subclasses the protocol inherits the
+defaults written here and declares only what differs.
+
 Letters used in shapes: N passes in a chunk (one pass = one pixel, sensor layer, sub-pixel
 and source, in the reference loop order), F phi steps.  Lengths are metres unless stated,
 reciprocal vectors Å⁻¹, angles radians.  Every method must broadcast, preserve the dtype
@@ -47,19 +53,15 @@ class PhiPolicy(Protocol):
 
     ``row_blocks`` is the number of contiguous row blocks the policy distinguishes (the
     reference program's OpenMP thread count; 1 when the policy does not depend on it).
-    Optional method ``shared_tables(base, phi, spindle) -> (V, F, 3, 3)``, for a policy whose
-    orientations depend on a pass at most through whether it is its row block's first executed
-    pass: V = 1 when every pass gets the same orientations, V = 2 when that first pass differs
-    (row 0: the other passes, row 1: the first).  It lets the numba engine render with the
-    policy and the tensor kernel keep two tables instead of one per pass; the contract suite
-    checks it against ``orientations``.
     """
 
     name: str
     row_blocks: int
 
     def configure(self, options: Mapping[str, Any]) -> "PhiPolicy":
-        """Return the policy with its command-line options applied."""
+        """Return the policy with its plugin options applied (by their Python names:
+        ``{"threads": 2}``); the default ignores them."""
+        return self
 
     def orientations(self, base: Tensor, phi: Tensor, spindle: Tensor, passes: Passes) -> Tensor:
         """Lattice vectors for every (pass, phi step).
@@ -72,12 +74,30 @@ class PhiPolicy(Protocol):
             rows a, b, c, right-handed rotations about ``spindle``.
         """
 
+    def shared_tables(self, base: Tensor, phi: Tensor, spindle: Tensor) -> Tensor | None:
+        """(V, F, 3, 3) tables for a policy whose orientations depend on a pass at most
+        through whether it is its row block's first executed pass, else None (the default).
+
+        V = 1 when every pass gets the same orientations, V = 2 when that first pass differs
+        (row 0: the other passes, row 1: the first).  Tables let the numba engine render with
+        the policy and the tensor kernel keep two tables instead of one per pass; the contract
+        suite checks them against ``orientations``.  Only a class that declares (or inherits)
+        both methods together offers tables: a subclass that overrides ``orientations`` alone
+        offers none.
+        """
+        return None
+
 
 @runtime_checkable
 class LatticeFactor(Protocol):
     """The crystal's shape transform F_latt at fractional Miller indices."""
 
     name: str
+    #: whether ``evaluate`` reads ``hkl0``; False lets the kernel skip computing it (passing None)
+    needs_nearest: bool = True
+    #: whether F_latt is differentiable in hkl, the cell counts and fudge (the contract suite
+    #: gradchecks it); False: its gradients must still be finite
+    differentiable: bool = True
 
     def evaluate(self, hkl: Tensor, hkl0: Tensor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor) -> Tensor:
         """F_latt for every hkl.
@@ -95,9 +115,12 @@ class LatticeFactor(Protocol):
         :returns: (...) lattice factor (an amplitude: the intensity uses its square).
         """
 
-    # Optional: ``compiled_form(self)`` returns a numba cfunc of the same formula for the CPU
-    # loop (signature and layout: nbsim.compiled_forms); without it the numba engine refuses
-    # the factor.  Not a protocol member, so that factors without one still satisfy it.
+    def compiled_form(self) -> Any | None:
+        """A numba cfunc of the same formula for the CPU loop (signature and layout:
+        :mod:`nbsim.plugins.compiled_forms`), or None (the default: the numba engine refuses the
+        factor).  The contract suite checks it against ``evaluate``; a subclass that overrides
+        ``evaluate`` without its own compiled form has none."""
+        return None
 
 
 @runtime_checkable
@@ -116,10 +139,15 @@ class PolarizationModel(Protocol):
         :returns: (...) factor multiplying the intensity.
         """
 
+    def compiled_form(self) -> Any | None:
+        """A numba cfunc of the same factor for the CPU loop (:mod:`nbsim.plugins.compiled_forms`),
+        or None (the default: the numba engine refuses the model); as for lattice factors."""
+        return None
+
 
 @runtime_checkable
 class ImageTransform(Protocol):
-    """A transform of whole rendered panels, run by the image stage (``nbsim.image_stage``)
+    """A transform of whole rendered panels, run by the image stage (``nbsim.engines.image_stage``)
     after the render and before any output: a point-spread function, a gain, a noise model.
 
     ``halo`` is how far (in pixels, along fast and slow) the value of a pixel may depend on
@@ -131,12 +159,39 @@ class ImageTransform(Protocol):
     name: str
     halo: int
 
+    def configure(self, options: Mapping[str, Any]) -> "ImageTransform":
+        """Return the transform with its plugin options applied (by their Python names); the
+        default ignores them."""
+        return self
+
     def apply(self, image: Tensor, model: Any) -> Tensor:
         """The transformed image.
 
         :param image: (K, S, F) every panel, in the render's accumulation precision (float64);
             0 where nothing was rendered.
-        :param model: the :class:`nbsim.model.Model` rendered (panels, pixel sizes, beam, ...).
+        :param model: the :class:`nbsim.model.build.Model` rendered (panels, pixel sizes, beam, ...).
         :returns: (K, S, F), same dtype and device; a pixel may depend only on pixels of its
             own panel within ``halo``.
         """
+
+
+_FIELD_TYPES = {"str": str, "int": int, "bool": bool}
+
+
+def missing_members(obj: Any, protocol: type) -> list[str]:
+    """What ``obj`` lacks of ``protocol``'s contract: missing members, and typed fields
+    (``str``, ``int``, ``bool``) holding a value of another type, as readable phrases."""
+    problems = []
+    fields = {k: v for k, v in protocol.__annotations__.items() if not k.startswith("_")}
+    methods = [k for k, v in vars(protocol).items() if callable(v) and not k.startswith("_")]
+    for name in [*fields, *methods]:
+        if not hasattr(obj, name):
+            problems.append(f"no {name}")
+        elif name in fields and fields[name] in _FIELD_TYPES:
+            value, expected = getattr(obj, name), _FIELD_TYPES[fields[name]]
+            # bool is an int in Python; an int field must not take one by accident, nor the reverse
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                problems.append(f"{name} is {value!r}, not a {fields[name]}")
+        elif name in methods and not callable(getattr(obj, name)):
+            problems.append(f"{name} is not callable")
+    return problems

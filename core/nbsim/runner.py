@@ -1,7 +1,7 @@
 """A whole nanoBragg-style run: resolve, report, render, write the files, print statistics.
 
 This is what ``nbsim run`` does.  Output paths are checked, and the memory the run needs is
-estimated (``nbsim.budget``), before any work; every output (images, the ``Fdump.bin`` cache,
+estimated (``nbsim.engines.budget``), before any work; every output (images, the ``Fdump.bin`` cache,
 the provenance record) is prepared in memory and all are written together at the end
 (``nbsim.io.atomic``), so a failure or a kill leaves no file behind and old outputs intact.
 """
@@ -22,17 +22,21 @@ import numpy as np
 import torch
 
 import nbsim
-from nbsim import budget, engines, outputs, report
-from nbsim.api import check_device, check_dtype, select_physics
-from nbsim.config import RunConfig
-from nbsim.engines import EngineError
+from nbsim.engines import budget
+from nbsim.engines import choice as engines
+from nbsim.engines.choice import EngineError
+from nbsim.engines.pipeline import render
 from nbsim.errors import UsageError
 from nbsim.io import atomic, fdump
-from nbsim.model import build_model
-from nbsim.noise import noise_counts
-from nbsim.pipeline import render
-from nbsim.plugins import hook_caller, load_plugins
-from nbsim.statistics import image_statistics
+from nbsim.model.build import build_model
+from nbsim.model.config import RunConfig
+from nbsim.outputs import image_files as outputs
+from nbsim.outputs import report
+from nbsim.outputs.noise import noise_counts
+from nbsim.outputs.statistics import image_statistics
+from nbsim.plugins.selection import check_device, check_dtype, select_physics
+from nbsim.plugins.system import hook_caller, load_plugins
+from nbsim.setup import config_from_argv
 
 
 @attrs.frozen
@@ -40,14 +44,14 @@ class RunOptions:
     phi_policy: str = "spec"
     device: str = "cpu"
     dtype: str = "float64"
-    max_memory: int | None = None  # bound on the whole run in bytes; None: what the machine has (nbsim.budget)
+    max_memory: int | None = None  # bound on the whole run in bytes; None: what the machine has (nbsim.engines.budget)
     lattice: str | None = None
     polarization: str | None = None
     provenance: str | None = None
     noise_rng: str = "c"
     plugin_options: Mapping[str, Any] = attrs.field(factory=dict)
-    image_stage: tuple[str, ...] = ()  # image transforms run on the rendered image (nbsim.image_stage)
-    engine: str = "auto"  # see nbsim.engines
+    image_stage: tuple[str, ...] = ()  # image transforms run on the rendered image (nbsim.engines.image_stage)
+    engine: str = "auto"  # see nbsim.engines.choice
     verbose: bool = False  # say on stderr which engine renders, and why
 
 
@@ -78,7 +82,7 @@ def run(
     started = time.perf_counter()
     device = check_device(options.device)
     dtype = check_dtype(options.dtype)
-    config = RunConfig.from_nanobragg_argv(argv)
+    config = config_from_argv(argv)
     for text in config.warnings:
         warn(text)
     for path, flag in output_targets(config, options):
@@ -102,9 +106,7 @@ def run(
         raise UsageError(f"--engine {exc.name}: {exc.reason}") from None
     if options.verbose:
         tell(f"engine {choice.name} ({choice.reason})")
-    # the printout and statistics read the (double-precision) model on the CPU
-    printout_model = model if model.device.type == "cpu" else build_model(config)
-    for text in report.setup_lines(config, printout_model):
+    for text in report.setup_lines(config, model):
         say(text)
 
     trace = hook_caller(system, "nbsim_trace")
@@ -126,7 +128,7 @@ def run(
     render_seconds = time.perf_counter() - started
 
     o, d = config.output, config.detector
-    stats = image_statistics(image32, printout_model.rendered.numpy(), d.roi, float(printout_model.panels.pixel_size[0]) / config.sampling.oversample,
+    stats = image_statistics(image32, model.rendered.cpu().numpy(), d.roi, float(model.panels.pixel_size[0]) / config.sampling.oversample,
                              config.sampling.oversample)
     files: list[atomic.Output] = []
     sf = config.crystal.structure_factors
@@ -135,7 +137,7 @@ def run(
     # native byte order, as the reference fwrite()s its floats
     files.append(atomic.Output(o.floatfile, image32.tobytes(), "-floatfile"))
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
-    g = printout_model.geometry
+    g = model.geometry
     header = outputs.smv_header_items(
         fpixels=d.fpixels, spixels=d.spixels, pixel_size=d.pixel_size, distance=float(g.distance),
         wavelength=config.beam.wavelength, Xbeam=d.Xbeam, Ybeam=d.Ybeam, Fbeam=float(g.Fbeam),
@@ -161,7 +163,7 @@ def run(
         files.append(atomic.Output(options.provenance, (json.dumps(record, indent=2) + "\n").encode(), "--provenance"))
     atomic.write_all(files)
     # the reference prints its "writing ..." lines as it writes; here they follow the files they name
-    tail = report.result_lines(config, printout_model, stats, omega_sum, int_scale=scale,
+    tail = report.result_lines(config, model, stats, omega_sum, int_scale=scale,
                                pgm_scale=pgm_scale, noise=noise)
     if switch is not None:
         # printed mid-render by the reference, its last line unterminated until the blank line

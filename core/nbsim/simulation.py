@@ -5,7 +5,7 @@
 >>> image = sim.image(params)                             # (64, 64), differentiable
 >>> image.sum().backward()                                # params["cell"].grad, params["distance"].grad
 
-Parameter names and units: ``nbsim.model.PARAMETERS`` (``docs/python-api.md``).  Rendering
+Parameter names and units: ``nbsim.model.build.PARAMETERS`` (``docs/python-api.md``).  Rendering
 with gradients recomputes each chunk during the backward pass (checkpointing), so memory
 stays bounded on large detectors.  A parameter the configuration does not use gets a zero
 gradient.
@@ -19,12 +19,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nbsim.api import check_device, check_dtype, select_physics
-from nbsim.budget import parse_size
-from nbsim.config import RunConfig
+from nbsim.engines.budget import parse_size
+from nbsim.engines.pipeline import DEFAULT_MAX_MEMORY, render
 from nbsim.errors import UsageError
-from nbsim.model import PARAMETERS, Model, build_model, initial_value
-from nbsim.pipeline import DEFAULT_MAX_MEMORY, render
+from nbsim.model.build import PARAMETERS, Model, build_model, initial_value
+from nbsim.model.config import RunConfig
+from nbsim.plugins.selection import check_device, check_dtype, select_physics
+from nbsim.setup import config_from_argv
 
 
 class Simulation:
@@ -33,7 +34,7 @@ class Simulation:
     The arguments are checked here, with the command line's messages naming the keyword:
     ``device`` ("cpu", "cuda:1" or a torch.device), ``dtype`` (torch.float64/float32 or their
     names), ``max_memory`` (bytes per chunk, or a size such as "1G"), the plugin names;
-    ``image_stage`` names the image transforms run on the rendered panels (``nbsim.image_stage``).
+    ``image_stage`` names the image transforms run on the rendered panels (``nbsim.engines.image_stage``).
     """
 
     def __init__(
@@ -63,7 +64,7 @@ class Simulation:
     @classmethod
     def from_argv(cls, argv: Sequence[str], **options) -> "Simulation":
         """A simulation of a nanoBragg command line (flags only, no program name)."""
-        return cls(RunConfig.from_nanobragg_argv(list(argv)), **options)
+        return cls(config_from_argv(list(argv)), **options)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -102,7 +103,7 @@ class Simulation:
     def pixels(self, pixels: Tensor, params: Mapping[str, Tensor] | None = None, *,
                checkpoint: bool | None = None) -> Tensor:
         """Values of the listed pixels: (N, 2) (slow, fast) indices, (N, 3) (panel, slow, fast), or
-        (N,) flat indices (``nbsim.panels``)."""
+        (N,) flat indices (``nbsim.model.panels``)."""
         pixels = torch.as_tensor(pixels, device=self.device)
         d = self.config.detector
         if pixels.dim() == 2:

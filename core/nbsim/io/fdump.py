@@ -13,9 +13,9 @@ import re
 
 import numpy as np
 
-from nbsim.config import StructureFactors
 from nbsim.errors import InputError
 from nbsim.io import read_bytes
+from nbsim.model.config import StructureFactors
 
 _HEADER = re.compile(rb"^\s*(-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+) (-?\d+)\n\f")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nbsim.config import StructureFactors
 from nbsim.errors import InputError
 from nbsim.io import read_text
+from nbsim.model.config import StructureFactors
 
 
 def read_records(path: str) -> np.ndarray:

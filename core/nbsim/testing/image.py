@@ -15,11 +15,11 @@ ARGV = "-cell 50 60 70 90 90 90 -default_F 100 -N 3 -lambda 1.0 -distance 50 -pi
 
 @functools.cache
 def _model():
-    from nbsim import RunConfig
-    from nbsim.model import build_model
-    from nbsim.panels import split_detector
+    from nbsim import config_from_argv
+    from nbsim.model.build import build_model
+    from nbsim.model.panels import split_detector
 
-    return build_model(split_detector(RunConfig.from_nanobragg_argv(ARGV.split()), 2, 1))
+    return build_model(split_detector(config_from_argv(ARGV.split()), 2, 1))
 
 
 def transform_inputs(dtype=torch.float64, device="cpu"):

@@ -5,7 +5,7 @@ Capabilities read from the implementation:
 * ``differentiable`` (default True): gradcheck with respect to hkl, the cell counts and the
   fudge factor away from integer and half-integer hkl; when False the gradient with respect
   to hkl must exist, be finite and be zero there (a piecewise-constant factor).
-* ``compiled_form()`` (optional, :mod:`nbsim.compiled_forms`): the compiled form must give
+* ``compiled_form()`` (optional, :mod:`nbsim.plugins.compiled_forms`): the compiled form must give
   ``evaluate``'s values (double precision, to rounding), at integer indices too.
 """
 
@@ -36,12 +36,12 @@ def lattice_inputs(dtype=torch.float64, device="cpu", shape=(4, 5)):
 
 
 def call_lattice_form(form, hkl, n_cells, fudge, reciprocal) -> torch.Tensor:
-    """F_latt from a compiled form (a numba cfunc, :mod:`nbsim.compiled_forms`) for (N, 3) ``hkl``."""
+    """F_latt from a compiled form (a numba cfunc, :mod:`nbsim.plugins.compiled_forms`) for (N, 3) ``hkl``."""
     import ctypes
 
     import numpy as np
 
-    from nbsim.compiled_forms import LATTICE_PARAMS
+    from nbsim.plugins.compiled_forms import LATTICE_PARAMS
 
     n = hkl.shape[0]
     flat = np.ascontiguousarray(hkl.T.cpu().numpy(), dtype=np.float64).reshape(-1)  # h..., k..., l...
@@ -97,7 +97,7 @@ class BaseLatticeFactorTests(ContractSuite):
 
     def test_gradients(self, implementation):
         hkl, hkl0, n_cells, fudge, reciprocal = lattice_inputs(shape=(3,))
-        if getattr(implementation, "differentiable", True):
+        if implementation.differentiable:
             def f(h, n, fu):
                 return implementation.evaluate(h, hkl0, n, fu, reciprocal)
 
@@ -109,7 +109,7 @@ class BaseLatticeFactorTests(ContractSuite):
             assert h.grad is not None and torch.isfinite(h.grad).all() and not h.grad.any()
 
     def test_compiled_form_matches_evaluate(self, implementation):
-        from nbsim.compiled_forms import lattice_form_of
+        from nbsim.plugins.compiled_forms import lattice_form_of
 
         if lattice_form_of(implementation) is None:
             pytest.skip(f"{type(implementation).__name__} offers no compiled form")

@@ -12,9 +12,9 @@ import math
 import pytest
 import torch
 
+from nbsim.physics.vectors import rotate_axis
 from nbsim.protocols import Passes
 from nbsim.testing.base import DEVICES, DTYPES, ContractSuite, snapshot, unchanged
-from nbsim.vectors import rotate_axis
 
 
 def phi_inputs(dtype=torch.float64, device="cpu", angles=(0.0, 0.01, 0.02, 0.0, -0.03), N=12, blocks=2):
@@ -112,7 +112,7 @@ class BasePhiPolicyTests(ContractSuite):
     def test_shared_tables_match_orientations(self, implementation, angles):
         """``shared_tables`` lets renderers use one or two tables instead of one per pass: every
         pass must get row 0, and a block's first executed pass row 1 where there are two."""
-        from nbsim.kernel import offers_shared_tables
+        from nbsim.engines.tensor_kernel import offers_shared_tables
 
         if not offers_shared_tables(implementation):
             pytest.skip("the policy offers no shared_tables")

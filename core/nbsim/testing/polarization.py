@@ -1,6 +1,6 @@
 """Contract suite for polarization models (:class:`nbsim.protocols.PolarizationModel`).
 
-* ``compiled_form()`` (optional, :mod:`nbsim.compiled_forms`): the compiled form must give
+* ``compiled_form()`` (optional, :mod:`nbsim.plugins.compiled_forms`): the compiled form must give
   ``factor``'s values (double precision, to rounding).
 """
 
@@ -24,13 +24,13 @@ def polarization_inputs(dtype=torch.float64, device="cpu", P=6, S=3):
 
 
 def call_polarization_form(form, incident, diffracted, axis, kahn) -> torch.Tensor:
-    """Factors from a compiled form (a numba cfunc, :mod:`nbsim.compiled_forms`) for one
+    """Factors from a compiled form (a numba cfunc, :mod:`nbsim.plugins.compiled_forms`) for one
     ``incident`` (3,) and (N, 3) ``diffracted``."""
     import ctypes
 
     import numpy as np
 
-    from nbsim.compiled_forms import POLARIZATION_PARAMS
+    from nbsim.plugins.compiled_forms import POLARIZATION_PARAMS
 
     n = diffracted.shape[0]
     i = np.ascontiguousarray(incident.double().cpu().numpy())
@@ -90,7 +90,7 @@ class BasePolarizationModelTests(ContractSuite):
 
     @pytest.mark.parametrize("kahn", [0.0, 0.7, 1.0])
     def test_compiled_form_matches_factor(self, implementation, kahn):
-        from nbsim.compiled_forms import polarization_form_of
+        from nbsim.plugins.compiled_forms import polarization_form_of
 
         if polarization_form_of(implementation) is None:
             pytest.skip(f"{type(implementation).__name__} offers no compiled form")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nbsim.hookspecs import hookimpl
+from nbsim.plugins.hookspecs import hookimpl
 from nbsim.testing.base import DEVICES, DTYPES, ContractSuite
 
 ARGV = "-cell 70 80 90 75 85 95 -default_F 100 -lambda 1.2 -N 4 -distance 60 -detpixels 4 -pixel 0.5 -oversample 2"
@@ -46,14 +46,14 @@ class _After:
 
 
 def traced_render(tracer, dtype=torch.float64, device="cpu", extra=()):
-    from nbsim.api import select_physics
-    from nbsim.config import RunConfig
-    from nbsim.model import build_model
-    from nbsim.pipeline import render
-    from nbsim.plugins import build_system
+    from nbsim.engines.pipeline import render
+    from nbsim.model.build import build_model
+    from nbsim.plugins.selection import select_physics
+    from nbsim.plugins.system import build_system
+    from nbsim.setup import config_from_argv
 
     system = build_system(extra=(tracer, *extra))
-    config = RunConfig.from_nanobragg_argv(ARGV.split())
+    config = config_from_argv(ARGV.split())
     physics = select_physics(config, system=system)
     caller = system.manager.hook.nbsim_trace
     model = build_model(config, device=device, dtype=dtype)

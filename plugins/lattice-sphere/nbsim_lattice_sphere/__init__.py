@@ -15,7 +15,8 @@ import attrs
 import torch
 from torch import Tensor
 
-from nbsim.hookspecs import hookimpl
+from nbsim import hookimpl
+from nbsim.protocols import LatticeFactor
 
 __version__ = "0.1.0"
 
@@ -32,7 +33,7 @@ def sphere_transform(x2: Tensor) -> Tensor:
 
 
 @attrs.frozen
-class SphereLattice:
+class SphereLattice(LatticeFactor):
     name: str = "sphere"
 
     def evaluate(self, hkl: Tensor, hkl0: Tensor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor) -> Tensor:
@@ -46,13 +47,15 @@ class SphereLattice:
         return cells * sphere_transform(x2)
 
     def compiled_form(self):
-        """The numba cfunc of the same formula, for nbsim's CPU loop (nbsim.compiled_forms)."""
+        """The numba cfunc of the same formula, for nbsim's CPU loop (nbsim.plugins.compiled_forms)."""
         from nbsim_lattice_sphere._compiled import sphere_form
 
         return sphere_form
 
 
 class SpherePlugin:
+    plugin_name = "lattice-sphere"  # its entry point's name, also when registered as an object
+
     @hookimpl
     def nbsim_register_lattice_factors(self, register):
         register(SphereLattice())

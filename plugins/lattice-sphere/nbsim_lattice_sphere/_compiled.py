@@ -1,4 +1,4 @@
-"""The sphere's compiled form for nbsim's CPU loop (``nbsim.compiled_forms``): the same
+"""The sphere's compiled form for nbsim's CPU loop (``nbsim.plugins.compiled_forms``): the same
 formula as ``SphereLattice.evaluate``, for a block of Miller indices, in double precision.
 
 Imported only when the numba engine asks for it (it imports numba).
@@ -10,7 +10,7 @@ import math
 
 from numba import carray, cfunc, njit
 
-from nbsim.compiled_forms import LATTICE_PARAMS, lattice_signature
+from nbsim.plugins.compiled_forms import LATTICE_PARAMS, lattice_signature
 from nbsim_lattice_sphere import SERIES_BELOW
 
 

@@ -29,10 +29,10 @@ import attrs
 import torch
 from torch import Tensor
 
+from nbsim import hookimpl
 from nbsim.errors import UsageError
-from nbsim.hookspecs import hookimpl
-from nbsim.protocols import Passes
-from nbsim.vectors import rotate_axis
+from nbsim.physics.vectors import rotate_axis
+from nbsim.protocols import Passes, PhiPolicy
 
 __version__ = "0.1.0"
 
@@ -45,7 +45,7 @@ def _positive_threads(instance, attribute, value):
 
 
 @attrs.frozen
-class CParityPolicy:
+class CParityPolicy(PhiPolicy):
     """The reference program's phi stepping, for ``threads`` OpenMP threads."""
 
     threads: int = attrs.field(default=1, validator=_positive_threads)
@@ -87,6 +87,8 @@ class CParityPolicy:
 
 
 class CParityPlugin:
+    plugin_name = "phi-c-parity"  # its entry point's name, also when registered as an object
+
     @hookimpl
     def nbsim_register_phi_policies(self, register):
         register(CParityPolicy())

@@ -7,12 +7,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from nbsim import RunConfig, build_model, select_physics
+from nbsim import build_model, config_from_argv, select_physics
+from nbsim.engines.pipeline import render
 from nbsim.errors import UsageError
-from nbsim.pipeline import render
+from nbsim.physics.vectors import rotate_axis
 from nbsim.testing import BasePhiPolicyTests
 from nbsim.testing.phi import phi_inputs
-from nbsim.vectors import rotate_axis
 from nbsim_phi_c_parity import CParityPolicy
 
 
@@ -57,7 +57,7 @@ ARGV = ("-cell 100 100 100 90 90 90 -default_F 100 -lambda 6.2 -N 5 -distance 10
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4, 20])
 def test_thread_blocks_differ_exactly_at_their_first_pixel(threads):
-    config = RunConfig.from_nanobragg_argv(ARGV.split())
+    config = config_from_argv(ARGV.split())
     m = build_model(config)
     one = render(m, select_physics(config, phi_policy="c-parity")).image
     many = render(m, select_physics(config, phi_policy="c-parity", options={"threads": threads})).image
@@ -69,7 +69,7 @@ def test_thread_blocks_differ_exactly_at_their_first_pixel(threads):
 
 
 def test_gradcheck_with_a_sweep_from_zero():
-    config = RunConfig.from_nanobragg_argv((ARGV + " -roi 0 1 0 1").split())
+    config = config_from_argv((ARGV + " -roi 0 1 0 1").split())
     physics = select_physics(config, phi_policy="c-parity")
 
     def f(cell, phistep_deg):
@@ -94,12 +94,12 @@ def test_cli_option_only_with_its_policy(tmp_path, monkeypatch):
 
 
 def test_policies_differ_only_at_zero_steps():
-    config = RunConfig.from_nanobragg_argv(ARGV.split())
+    config = config_from_argv(ARGV.split())
     m = build_model(config)
     spec = render(m, select_physics(config, phi_policy="spec")).image
     cpar = render(m, select_physics(config, phi_policy="c-parity")).image
     assert not torch.equal(spec, cpar)
-    shifted = RunConfig.from_nanobragg_argv(ARGV.replace("-phi 0", "-phi 0.5").split())
+    shifted = config_from_argv(ARGV.replace("-phi 0", "-phi 0.5").split())
     m = build_model(shifted)
     assert torch.equal(render(m, select_physics(shifted, phi_policy="spec")).image,
                        render(m, select_physics(shifted, phi_policy="c-parity")).image)

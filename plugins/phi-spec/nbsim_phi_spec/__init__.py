@@ -9,26 +9,20 @@ policy returns them once, broadcast over the chunk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import attrs
 from torch import Tensor
 
-from nbsim.hookspecs import hookimpl
-from nbsim.protocols import Passes
-from nbsim.vectors import rotate_axis
+from nbsim import hookimpl
+from nbsim.physics.vectors import rotate_axis
+from nbsim.protocols import Passes, PhiPolicy
 
 __version__ = "0.1.0"
 
 
 @attrs.frozen
-class SpecPolicy:
+class SpecPolicy(PhiPolicy):
     name: str = "spec"
     row_blocks: int = 1
-
-    def configure(self, options: Mapping[str, Any]) -> "SpecPolicy":
-        return self
 
     def shared_tables(self, base: Tensor, phi: Tensor, spindle: Tensor) -> Tensor:
         """One table (1, F, 3, 3): every pass gets the same orientations."""
@@ -39,6 +33,8 @@ class SpecPolicy:
 
 
 class SpecPlugin:
+    plugin_name = "phi-spec"  # its entry point's name, also when registered as an object
+
     @hookimpl
     def nbsim_register_phi_policies(self, register):
         register(SpecPolicy())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nbsim.physics.vectors import rotate_axis
 from nbsim.testing import BasePhiPolicyTests
 from nbsim.testing.phi import phi_inputs
-from nbsim.vectors import rotate_axis
 from nbsim_phi_spec import SpecPolicy
 
 
@@ -26,7 +26,7 @@ def test_zero_steps_use_the_reference_lattice_in_every_pass():
 
 
 def test_registered_through_its_entry_point():
-    from nbsim.plugins import build_system
+    from nbsim.plugins.system import build_system
 
     system = build_system()
     assert system.phi_policies.owner("spec") == "phi-spec"
