@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from nbsim import build_model, config_from_argv, select_physics
 from nbsim.engines import compiled
 from nbsim.engines.choice import NUMBA_MIN_EVALUATIONS, EngineError, choose, sub_evaluations
-from nbsim.engines.tensor_kernel import Physics
 from nbsim.plugins.builtins.lattice import RoundLattice, SquareLattice
+from nbsim.plugins.selection import Physics
 from nbsim_cli.app import cli
 from nbsim_lattice_sphere import SphereLattice
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from nbsim import Simulation
-from nbsim.engines import jit
 from nbsim.engines import numba_engine as cpu
 from nbsim.engines.pipeline import render
+from nbsim.physics import jit
 from nbsim.runner import RunOptions, run
 
 ARGV = "-cell 100 100 100 90 90 90 -default_F 100 -N 5 -detpixels 16 -lambda 1 -distance 100".split()
@@ -35,7 +35,7 @@ def _python(code: str, env: dict, cwd) -> str:
     ({"NBSIM_CACHE": "/somewhere/nb", "NUMBA_CACHE_DIR": "/mine"}, "/mine"),
 ])
 def test_numba_caches_in_the_user_cache_directory(env, expected, tmp_path):
-    code = "from nbsim.engines import jit\nprint(jit.numba().config.CACHE_DIR)"
+    code = "from nbsim.physics import jit\nprint(jit.numba().config.CACHE_DIR)"
     if "NUMBA_CACHE_DIR" not in env:
         expected = f"{expected}/{jit.sources_digest()}"
     assert _python(code, env, tmp_path) == expected
@@ -57,7 +57,7 @@ def test_will_compile_reads_the_disk_cache(tmp_path):
     """True before the first call, False once compiled in this process, and False in a new process
     that finds the compiled code on disk; a different argument type compiles again."""
     (tmp_path / "tiny_jit.py").write_text(textwrap.dedent("""
-        from nbsim.engines import jit
+        from nbsim.physics import jit
         jit.numba()
         from numba import njit
 
@@ -67,14 +67,14 @@ def test_will_compile_reads_the_disk_cache(tmp_path):
     """))
     first = """
         import tiny_jit
-        from nbsim.engines import jit
+        from nbsim.physics import jit
         before = jit.will_compile(tiny_jit.twice, (1.5,))
         tiny_jit.twice(1.5)
         print(before, jit.will_compile(tiny_jit.twice, (1.5,)), jit.will_compile(tiny_jit.twice, (3,)))
     """
     env = {"NBSIM_CACHE": str(tmp_path / "cache"), "NUMBA_CACHE_DIR": "", "PYTHONPATH": str(tmp_path)}
     assert _python(first, env, tmp_path) == "True False True"
-    again = "import tiny_jit\nfrom nbsim.engines import jit\nprint(jit.will_compile(tiny_jit.twice, (1.5,)))"
+    again = "import tiny_jit\nfrom nbsim.physics import jit\nprint(jit.will_compile(tiny_jit.twice, (1.5,)))"
     assert _python(again, env, tmp_path) == "False"
     assert any((tmp_path / "cache" / "numba").rglob("*.nbi"))
 

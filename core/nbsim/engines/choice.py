@@ -33,9 +33,10 @@ from torch import Tensor
 
 from nbsim.engines import compiled
 from nbsim.engines import numba_engine as cpu
-from nbsim.engines.tensor_kernel import PassOrder, Physics, render_pixels
+from nbsim.engines.tensor_kernel import PassOrder, render_pixels
 from nbsim.errors import UsageError
 from nbsim.model.build import Model
+from nbsim.plugins.selection import Physics
 
 #: pixels per chunk of the numba loop (it keeps no per-evaluation tensors): progress granularity
 NUMBA_CHUNK = 1 << 16

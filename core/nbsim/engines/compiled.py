@@ -6,7 +6,7 @@ sums fuse: on a GPU into one kernel per orientation block without intermediate t
 CPU into two vectorized loops that store the Miller indices and per-axis factors of the
 block between them (see FUSE_ALL).  Shapes are kept static
 (chunks and orientation blocks are padded), so one compilation serves a whole render; the
-compiled code is cached on disk (``nbsim.engines.jit.cache_dir() / "inductor"``) so
+compiled code is cached on disk (``nbsim.physics.jit.cache_dir() / "inductor"``) so
 that later runs start warm.  Compilation costs seconds, so it is used only for renders large
 enough to pay for it (:func:`worth_compiling`) or when asked (``--engine compiled``).
 """
@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import torch
 
-from nbsim.engines import jit
 from nbsim.engines.tensor_kernel import lattice_sums
+from nbsim.physics import jit
 
 #: sub-evaluations from which compiling pays for itself in one render.  CPU: measured
 #: (``reports/benchmarks``: loading the compiler and its cached code costs 5-8 s a process, the

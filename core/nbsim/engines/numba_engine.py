@@ -18,18 +18,18 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nbsim.engines import jit
 from nbsim.engines.interpolation import InterpolationSwitch
 from nbsim.engines.tensor_kernel import (
     PassOrder,
     PassOrientations,
-    Physics,
     records_gradients,
     running_products,
     variant_tables,
 )
 from nbsim.model.build import R_E_SQR, Model
+from nbsim.physics import jit
 from nbsim.plugins.compiled_forms import LATTICE_PARAMS, lattice_form_of, polarization_form_of
+from nbsim.plugins.selection import Physics
 
 
 @functools.cache
@@ -42,7 +42,7 @@ def loop():
     return numba_loop
 
 
-#: what a render that must first compile the loop says (see :func:`nbsim.engines.jit.will_compile`)
+#: what a render that must first compile the loop says (see :func:`nbsim.physics.jit.will_compile`)
 COMPILE_NOTICE = "compiling the CPU kernel, once per installation: about 30 s"
 #: set in the process that compiles the loop for another (:func:`compile_apart`)
 COMPILING_APART = "NBSIM_COMPILING_APART"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, cfunc, njit, prange
 
-from nbsim.engines import jit
+from nbsim.physics import jit
 from nbsim.physics import pass_quantities as pq
 from nbsim.plugins.builtins.lattice_forms import SQUARE
 from nbsim.plugins.builtins.lattice_forms import lattice_factor as _latt

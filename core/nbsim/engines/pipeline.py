@@ -19,12 +19,12 @@ from nbsim.engines import image_stage
 from nbsim.engines.tensor_kernel import (
     PassOrder,
     PassOrientations,
-    Physics,
     memory_plan,
     pass_geometry,
     render_pixels,
 )
 from nbsim.model.build import Model
+from nbsim.plugins.selection import Physics
 
 DEFAULT_MAX_MEMORY = 1 << 30
 

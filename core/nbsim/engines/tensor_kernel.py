@@ -30,7 +30,8 @@ from nbsim.model.build import R_E_SQR, Model
 from nbsim.physics import pass_quantities as pq
 from nbsim.physics.vectors import apply_matrix, components, stacked
 from nbsim.plugins.compiled_forms import declared_with
-from nbsim.protocols import ImageTransform, LatticeFactor, Passes, PhiPolicy, PolarizationModel
+from nbsim.plugins.selection import Physics
+from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
 
 #: bytes of working memory the kernel needs per sub-evaluation (measured with
 #: ``tests/live_memory.py``; either precision, as Miller indices and lattice factors are double):
@@ -55,17 +56,6 @@ TARGET_TERMS = 1 << 17
 MIN_PASSES = 2048
 #: (phi step, domain) orientations summed together; fixed, so that chunking never changes a sum
 ORIENTATION_BLOCK = 64
-
-
-@attrs.frozen
-class Physics:
-    """The implementations selected for a render."""
-
-    policy: PhiPolicy
-    lattice: LatticeFactor
-    polarization: PolarizationModel
-    #: image transforms run on the rendered panels, in order (nbsim.engines.image_stage)
-    image_stage: tuple[ImageTransform, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen

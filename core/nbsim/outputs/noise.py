@@ -13,11 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nbsim.engines import jit
 from nbsim.model.build import reference_stream
 from nbsim.model.config import RunConfig
 from nbsim.outputs.image_files import roi_mask
-from nbsim.physics import rng
+from nbsim.physics import jit, rng
 
 METHODS = ("c", "torch")
 

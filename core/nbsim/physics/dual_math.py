@@ -4,7 +4,7 @@ A formula that every engine shares (:mod:`nbsim.physics.pass_quantities`, Kahn p
 Rodrigues' rotation) is written with arithmetic and the functions here only.  Called with
 tensors they are torch's (differentiable, on any device); called with Python numbers they
 are :mod:`math`'s; and the numba engine compiles the same formulas, with the numba
-implementations :func:`register_numba` gives these names (``nbsim.engines.jit.numba`` registers them
+implementations :func:`register_numba` gives these names (``nbsim.physics.jit.numba`` registers them
 before anything is compiled).  :func:`select` is ``torch.where`` or a conditional expression;
 in tensor use at least one of its two values is a tensor, so that the result keeps its dtype.
 

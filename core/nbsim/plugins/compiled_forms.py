@@ -89,8 +89,8 @@ def polarization_form_of(model) -> object | None:
 
 
 def _prepare_numba() -> None:
-    """Set numba up (cache directory, vector width: ``nbsim.engines.jit``) before a form is compiled or
+    """Set numba up (cache directory, vector width: ``nbsim.physics.jit``) before a form is compiled or
     loaded: the first code numba compiles fixes the machine settings of everything after it."""
-    from nbsim.engines import jit
+    from nbsim.physics import jit
 
     jit.numba()

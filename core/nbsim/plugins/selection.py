@@ -1,7 +1,7 @@
 """Choosing the physics of a render (phi policy, lattice factor, polarization model) and its device.
 
 The registered objects come from the plugin system (``nbsim.plugins.system``); this module turns the
-configuration and the user's choices into a :class:`nbsim.engines.tensor_kernel.Physics`.
+configuration and the user's choices into a :class:`Physics`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
 import torch
 
-from nbsim.engines.tensor_kernel import Physics
 from nbsim.errors import PluginError, UsageError
 from nbsim.model.config import RunConfig
 from nbsim.plugins.system import PluginSystem, load_plugins
+from nbsim.protocols import ImageTransform, LatticeFactor, PhiPolicy, PolarizationModel
+
+
+@attrs.frozen
+class Physics:
+    """The implementations selected for a render."""
+
+    policy: PhiPolicy
+    lattice: LatticeFactor
+    polarization: PolarizationModel
+    #: image transforms run on the rendered panels, in order (nbsim.engines.image_stage)
+    image_stage: tuple[ImageTransform, ...] = attrs.field(default=(), converter=tuple)
+
+
 
 PHI_SPEC_DISTRIBUTION = "nbsim-phi-spec"
 #: the distributions of the phi policies nbsim ships, for "install ..." hints

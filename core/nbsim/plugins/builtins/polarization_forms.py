@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from numba import carray, cfunc, njit
 
-from nbsim.engines import jit
+from nbsim.physics import jit
 from nbsim.physics.kahn import kahn_factor
 from nbsim.plugins.compiled_forms import POLARIZATION_PARAMS, polarization_signature
 
