@@ -24,13 +24,17 @@ sys.path.insert(0, str(ROOT / "tools"))
 from run_record import environment, write_report  # noqa: E402
 from suite import PROBLEMS  # noqa: E402
 
-#: what one process runs: the public API that every tree since the engines landed has
+#: what one process runs: the API that every tree since the engines landed has
 INNER = r"""
 import json, sys, time, torch
-from nbsim import config_from_argv
-from nbsim.plugins.selection import select_physics
-from nbsim.model.build import build_model
-from nbsim.engines.pipeline import render
+from nbsim import build_model, select_physics
+try:
+    from nbsim import config_from_argv
+    from nbsim.engines.pipeline import render
+except ImportError:  # a tree from before the subpackages (1c3f0e4)
+    from nbsim import RunConfig
+    from nbsim.pipeline import render
+    config_from_argv = RunConfig.from_nanobragg_argv
 jobs, repeats, threads = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 out = []

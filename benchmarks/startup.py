@@ -29,11 +29,16 @@ from run_record import environment, write_report
 from suite import PROBLEMS
 
 P2 = PROBLEMS["P2"].split()
-RENDER_P2 = f"""
+#: the modules the stages import, under their names before and after the subpackages (1c3f0e4),
+#: so that an older tree can be measured beside this one
+RENDER = "try:\n    from nbsim.engines.pipeline import render\nexcept ImportError:\n    from nbsim.pipeline import render\n"
+PLUGINS = ("try:\n    from nbsim.plugins.system import load_plugins\nexcept ImportError:\n"
+           "    from nbsim.plugins import load_plugins\nload_plugins()\n")
+LOOP = "try:\n    from nbsim.engines import numba_engine as cpu\nexcept ImportError:\n    from nbsim import cpu\n"
+RENDER_P2 = """
 import torch
 from nbsim import Simulation
-from nbsim.engines.pipeline import render
-sim = Simulation.from_argv({P2!r})
+""" + RENDER + f"""sim = Simulation.from_argv({P2!r})
 with torch.no_grad():
     render(sim.model(), sim.physics)
 """
@@ -41,10 +46,9 @@ with torch.no_grad():
 STAGES = [
     ("interpreter", ("python", "pass")),
     ("+ import torch", ("python", "import torch")),
-    ("+ nbsim CLI and plugins", ("python", "import torch\nfrom nbsim_cli import app\nfrom nbsim import runner\n"
-                                            "from nbsim.plugins.system import load_plugins\nload_plugins()")),
-    ("+ numba and the CPU loop", ("python", "import torch\nfrom nbsim_cli import app\nfrom nbsim import runner, cpu\n"
-                                             "from nbsim.plugins.system import load_plugins\nload_plugins()\ncpu.loop()")),
+    ("+ nbsim CLI and plugins", ("python", "import torch\nfrom nbsim_cli import app\nfrom nbsim import runner\n" + PLUGINS)),
+    ("+ numba and the CPU loop", ("python", "import torch\nfrom nbsim_cli import app\nfrom nbsim import runner\n" + LOOP
+                                             + PLUGINS + "cpu.loop()")),
     ("+ set-up and render of P2", ("python", "from nbsim_cli import app\n" + RENDER_P2)),
     ("whole command (P2, float image)", ("nbsim", ("run", *P2, "-floatfile", "out.bin", "-nopgm", "-nonoise",
                                                    "-noprogress"))),

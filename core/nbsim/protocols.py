@@ -176,6 +176,18 @@ class ImageTransform(Protocol):
 
 
 _FIELD_TYPES = {"str": str, "int": int, "bool": bool}
+_PROTOCOLS = (PhiPolicy, LatticeFactor, PolarizationModel, ImageTransform)
+
+
+def offers(obj: Any, capability: str, method: str) -> bool:
+    """Whether ``obj`` offers the optional ``capability`` (``compiled_form``, ``shared_tables``)
+    for its ``method``: the capability must come from a class at or below the one that
+    defines the method, so that a subclass overriding the method alone does not inherit a
+    form or tables made for its parent's physics (nor the protocol's default)."""
+    mro = type(obj).__mro__
+    declared = next((c for c in mro if capability in vars(c)), None)
+    defined = next((c for c in mro if method in vars(c)), None)
+    return declared is not None and defined is not None and issubclass(declared, defined) and declared not in _PROTOCOLS
 
 
 def missing_members(obj: Any, protocol: type) -> list[str]:

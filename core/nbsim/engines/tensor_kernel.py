@@ -29,9 +29,8 @@ from nbsim.engines.interpolation import InterpolationSwitch, out_of_range, tricu
 from nbsim.model.build import R_E_SQR, Model
 from nbsim.physics import pass_quantities as pq
 from nbsim.physics.vectors import apply_matrix, components, stacked
-from nbsim.plugins.compiled_forms import declared_with
 from nbsim.plugins.selection import Physics
-from nbsim.protocols import LatticeFactor, Passes, PhiPolicy, PolarizationModel
+from nbsim.protocols import LatticeFactor, Passes, PolarizationModel, offers
 
 #: bytes of working memory the kernel needs per sub-evaluation (measured with
 #: ``tests/live_memory.py``; either precision, as Miller indices and lattice factors are double):
@@ -140,12 +139,6 @@ def chunk_passes(m: Model, idx: Tensor, survive: Tensor, order: PassOrder) -> Pa
                   block_first=order.block_first)
 
 
-def offers_shared_tables(policy: PhiPolicy) -> bool:
-    """Whether ``policy`` offers ``shared_tables`` for the ``orientations`` it has: a subclass
-    that overrides ``orientations`` without offering tables of its own has none."""
-    return declared_with(type(policy), "shared_tables", "orientations")
-
-
 def variant_tables(m: Model, physics: Physics) -> Tensor:
     """Phi-step lattices (V, F, 3, 3) of a policy with ``shared_tables`` (nbsim.protocols):
     row 0 for a block's later passes, row 1 (V == 2) for its first pass."""
@@ -168,7 +161,7 @@ class PassOrientations:
     @staticmethod
     def shared(physics: Physics) -> bool:
         """Whether the policy offers ``shared_tables``: its passes share (at most two) tables."""
-        return offers_shared_tables(physics.policy)
+        return offers(physics.policy, "shared_tables", "orientations")
 
     @classmethod
     def of(cls, m: Model, physics: Physics, passes: Passes) -> PassOrientations:

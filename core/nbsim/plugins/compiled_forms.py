@@ -27,6 +27,8 @@ signature is asked for.
 
 from __future__ import annotations
 
+from nbsim.protocols import offers
+
 #: Na, Nb, Nc, fudge, a* (3), b* (3), c* (3)
 LATTICE_PARAMS = 13
 
@@ -45,17 +47,10 @@ def lattice_form_of(lattice) -> object | None:
     An offer covers the ``evaluate`` of the class that makes it: a subclass that overrides
     ``evaluate`` without offering a form of its own has none.
     """
-    if not declared_with(type(lattice), "compiled_form", "evaluate"):
+    if not offers(lattice, "compiled_form", "evaluate"):
         return None
     _prepare_numba()
     return lattice.compiled_form()
-
-
-def declared_with(cls: type, capability: str, method: str) -> bool:
-    """Whether ``cls`` has ``capability`` from a class at or below the one defining ``method``."""
-    declared = next((c for c in cls.__mro__ if capability in vars(c)), None)
-    defined = next((c for c in cls.__mro__ if method in vars(c)), None)
-    return declared is not None and defined is not None and issubclass(declared, defined)
 
 
 #: Kahn factor, then the polarization axis (x, y, z)
@@ -82,7 +77,7 @@ def polarization_signature():
 def polarization_form_of(model) -> object | None:
     """The compiled form a polarization model offers, or None (the rule of :func:`lattice_form_of`,
     for ``factor``)."""
-    if not declared_with(type(model), "compiled_form", "factor"):
+    if not offers(model, "compiled_form", "factor"):
         return None
     _prepare_numba()
     return model.compiled_form()

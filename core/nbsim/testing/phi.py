@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nbsim.physics.vectors import rotate_axis
-from nbsim.protocols import Passes
+from nbsim.protocols import Passes, offers
 from nbsim.testing.base import DEVICES, DTYPES, ContractSuite, snapshot, unchanged
 
 
@@ -112,9 +112,7 @@ class BasePhiPolicyTests(ContractSuite):
     def test_shared_tables_match_orientations(self, implementation, angles):
         """``shared_tables`` lets renderers use one or two tables instead of one per pass: every
         pass must get row 0, and a block's first executed pass row 1 where there are two."""
-        from nbsim.engines.tensor_kernel import offers_shared_tables
-
-        if not offers_shared_tables(implementation):
+        if not offers(implementation, "shared_tables", "orientations"):
             pytest.skip("the policy offers no shared_tables")
         base, phi, spindle, passes = phi_inputs()
         if angles == "without":
