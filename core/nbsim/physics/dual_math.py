@@ -42,6 +42,15 @@ sin = _elementwise(torch.sin, math.sin)
 cos = _elementwise(torch.cos, math.cos)
 
 
+def divide(x, y):
+    """x / y, correctly rounded.  numba compiles it as x * (1/y) corrected by one fused
+    multiply-add step (Markstein's theorem: the same, correctly rounded quotient for finite
+    values away from overflow and underflow), so that 1/y of a loop-invariant y is computed
+    once outside the loop instead of one division per element (the scattering vector of P3
+    in float64: 0.91 s with divisions, 0.67 s so)."""
+    return x / y
+
+
 def select(condition, if_true, if_false):
     """``if_true`` where ``condition`` holds, else ``if_false`` (both evaluated)."""
     if isinstance(condition, Tensor) or isinstance(if_true, Tensor) or isinstance(if_false, Tensor):
@@ -76,6 +85,15 @@ def register_numba() -> None:
 
     for fn, scalar_fn in _SCALAR_FORMS.items():
         overload(fn)(_scalar_typer(scalar_fn))
+
+    @overload(divide, jit_options={"fastmath": {"contract"}})
+    def _divide(x, y):
+        def quotient(x, y):
+            inverse = 1.0 / y
+            q = x * inverse
+            return q + (x - q * y) * inverse  # both contract to fused multiply-adds: exact residual
+
+        return quotient
 
     @overload(select)
     def _select(condition, if_true, if_false):

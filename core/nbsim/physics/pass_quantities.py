@@ -11,7 +11,7 @@ and accumulate.  Vectors are triples of components; lengths in metres, wavelengt
 
 from __future__ import annotations
 
-from nbsim.physics.dual_math import exp, formula, select, sqrt
+from nbsim.physics.dual_math import divide, exp, formula, select, sqrt
 from nbsim.physics.vectors import dot3, rotate3, unit3
 
 
@@ -71,8 +71,8 @@ def parallax(direction, normal):
 @formula
 def scattering_vector(direction, incident, wavelength):
     """(d - i)/λ for diffracted direction d and incident direction i, both unit."""
-    return ((direction[0] - incident[0]) / wavelength, (direction[1] - incident[1]) / wavelength,
-            (direction[2] - incident[2]) / wavelength)
+    return (divide(direction[0] - incident[0], wavelength), divide(direction[1] - incident[1], wavelength),
+            divide(direction[2] - incident[2], wavelength))
 
 
 @formula
