@@ -143,12 +143,32 @@ def _make_run_command() -> click.Command:
                           "loop, built-in physics without gradients); auto picks the fastest that applies; "
                           "one that cannot render the job is an error saying why"),
         click.Option(["--verbose"], is_flag=True, help="say on stderr which engine renders, and why"),
+        click.Option(["--mtz"], default=None, metavar="FILE",
+                     help="structure factors from a merged MTZ file (read with gemmi), expanded to P1 with "
+                          "Friedel mates; its cell is used when neither -cell nor -mat is given"),
+        click.Option(["--mtz-column"], default=None, metavar="LABEL",
+                     help="the MTZ column to read: amplitudes (type F), or intensities (type J, square roots, "
+                          "negative ones as 0)"),
+        click.Option(["--structure"], default=None, metavar="FILE",
+                     help="structure factors of an atomic model (PDB or mmCIF, summed by gemmi) for every "
+                          "reflection the detector reaches, expanded to P1; its cell is used when neither -cell "
+                          "nor -mat is given"),
+        click.Option(["--d-min"], type=float, default=None, metavar="ANGSTROM",
+                     help="resolution limit of the --structure reflections (default: the detector's corners)"),
+        click.Option(["--cbf"], default=None, metavar="FILE",
+                     help="also write the int image as a Pilatus-style miniCBF (byte-offset compressed), "
+                          "the header DIALS and XDS read"),
+        click.Option(["--cbf-noise"], is_flag=True, help="the CBF holds the noise image instead of the int image"),
+        click.Option(["--write-hkl"], default=None, metavar="FILE",
+                     help="also write the structure factors in use as a nanoBragg HKL file"),
         *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
-                 provenance, engine, verbose, flags, **plugin_values):
+                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, cbf, cbf_noise, write_hkl, flags,
+                 **plugin_values):
         from nbsim.runner import RunOptions, run
+        from nbsim.setup import StructureInputs
 
         try:
             argv = (EXAMPLE_ARGV if example else ()) + tuple(flags)
@@ -159,6 +179,8 @@ def _make_run_command() -> click.Command:
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
                 image_stage=_stage_names(image_stage), engine=engine, verbose=verbose,
+                structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min),
+                write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

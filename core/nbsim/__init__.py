@@ -22,7 +22,7 @@ _EXPORTS = {
     "UsageError": "nbsim.errors",
     "hookimpl": "nbsim.plugins.hookspecs",
     "build_model": "nbsim.model.build",
-    "config_from_argv": "nbsim.setup",
+    "config_from_argv": "nbsim.setup", "StructureInputs": "nbsim.setup",
     "select_physics": "nbsim.plugins.selection",
     "Simulation": "nbsim.simulation", "simulate": "nbsim.simulation",
 }

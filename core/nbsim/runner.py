@@ -27,7 +27,7 @@ from nbsim.engines import choice as engines
 from nbsim.engines.choice import EngineError
 from nbsim.engines.pipeline import render
 from nbsim.errors import UsageError
-from nbsim.io import atomic, fdump
+from nbsim.io import atomic, cbf, fdump, hkl
 from nbsim.model.build import build_model
 from nbsim.model.config import RunConfig
 from nbsim.outputs import image_files as outputs
@@ -36,7 +36,7 @@ from nbsim.outputs.noise import noise_counts
 from nbsim.outputs.statistics import image_statistics
 from nbsim.plugins.selection import check_device, check_dtype, select_physics
 from nbsim.plugins.system import hook_caller, load_plugins
-from nbsim.setup import config_from_argv
+from nbsim.setup import StructureInputs, config_from_argv
 
 
 @attrs.frozen
@@ -53,6 +53,10 @@ class RunOptions:
     image_stage: tuple[str, ...] = ()  # image transforms run on the rendered image (nbsim.engines.image_stage)
     engine: str = "auto"  # see nbsim.engines.choice
     verbose: bool = False  # say on stderr which engine renders, and why
+    structure: StructureInputs = StructureInputs()  # --mtz, --mtz-column
+    write_hkl: str | None = None  # --write-hkl FILE: the structure factors in use, as an HKL file
+    cbf: str | None = None  # --cbf FILE: a miniCBF of the int image (of the noise image with cbf_noise)
+    cbf_noise: bool = False
 
 
 @attrs.frozen(eq=False)
@@ -82,9 +86,13 @@ def run(
     started = time.perf_counter()
     device = check_device(options.device)
     dtype = check_dtype(options.dtype)
-    config = config_from_argv(argv)
+    config = config_from_argv(argv, structure=options.structure)
     for text in config.warnings:
         warn(text)
+    _check_cbf(config, options)
+    if options.write_hkl and config.crystal.structure_factors is None:
+        raise UsageError("--write-hkl: there are no structure factors to write (only -default_F); "
+                         "give -hkl, --mtz or --structure")
     for path, flag in output_targets(config, options):
         atomic.check(path, flag)
     working_memory = budget.check(config, options.max_memory)
@@ -135,6 +143,8 @@ def run(
     if sf is not None and sf.origin == "hkl":
         files.append(atomic.Output(o.dumpfile, fdump.encode(sf), "-dump"))
     # native byte order, as the reference fwrite()s its floats
+    if options.write_hkl:
+        files.append(atomic.Output(options.write_hkl, hkl.encode(sf), "--write-hkl"))
     files.append(atomic.Output(o.floatfile, image32.tobytes(), "-floatfile"))
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = model.geometry
@@ -145,8 +155,8 @@ def run(
         ORGX=float(g.ORGX), ORGY=float(g.ORGY), close_distance=float(g.close_distance),
         phi0=config.sampling.phi0, osc=config.sampling.osc, twotheta=d.twotheta,
     )
-    files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, outputs.int_pixels(
-        image32, d.roi, scale, o.adc_offset)), "-intfile"))
+    int_image = outputs.int_pixels(image32, d.roi, scale, o.adc_offset)
+    files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, int_image), "-intfile"))
     pgm_scale = None
     if o.pgmfile is not None:
         pgm_scale = outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
@@ -158,6 +168,12 @@ def run(
         del counts
         noise = (photons, overloads)
         files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, pixels), "-noisefile"))
+    if options.cbf:
+        if not _normal_to_beam(g):
+            warn("--cbf: the miniCBF header describes a detector normal to the beam, which this one is not "
+                 "(rotated or swung): readers of the CBF will place it wrongly")
+        counts = pixels if options.cbf_noise else int_image
+        files.append(atomic.Output(options.cbf, cbf.encode(_cbf_header(config, g), counts), "--cbf"))
     if options.provenance:
         record = provenance(config, options, physics, system, files, render_seconds, choice)
         files.append(atomic.Output(options.provenance, (json.dumps(record, indent=2) + "\n").encode(), "--provenance"))
@@ -178,11 +194,41 @@ def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, st
     o = config.output
     sf = config.crystal.structure_factors
     targets = [(o.dumpfile, "-dump")] if sf is not None and sf.origin == "hkl" else []
+    targets += [(options.write_hkl, "--write-hkl")] if options.write_hkl else []
+    targets += [(options.cbf, "--cbf")] if options.cbf else []
     targets += [(o.floatfile, "-floatfile"), (o.intfile, "-intfile")]
     targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
     targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []
     targets += [(options.provenance, "--provenance")] if options.provenance else []
     return targets
+
+
+def _check_cbf(config: RunConfig, options: RunOptions) -> None:
+    if options.cbf_noise and not options.cbf:
+        raise UsageError("--cbf-noise chooses what --cbf holds, and --cbf is not given")
+    if not options.cbf:
+        return
+    if config.detector.panels is not None:
+        raise UsageError(f"--cbf: a miniCBF holds one panel and this detector has {config.detector.n_panels}; "
+                         "nothing is written (one file per panel is not supported)")
+    if options.cbf_noise and config.output.noisefile is None:
+        raise UsageError("--cbf-noise: the noise image is not made (-nonoise); remove -nonoise or --cbf-noise")
+
+
+def _normal_to_beam(g) -> bool:
+    return abs(float(torch.dot(g.odet, g.beam))) > 1.0 - 1e-12
+
+
+def _cbf_header(config: RunConfig, g) -> cbf.CbfHeader:
+    import datetime
+
+    s, d = config.sampling, config.detector
+    return cbf.CbfHeader(
+        pixel_size=d.pixel_size, distance=float(g.close_distance), wavelength=config.beam.wavelength,
+        beam_fast=float(g.Fbeam), beam_slow=float(g.Sbeam), start_angle=s.phi0, angle_increment=s.osc,
+        exposure=config.beam.exposure, thickness=d.thickness,
+        created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+    )
 
 
 def _traced_pixels(config: RunConfig) -> list[tuple[int, int]] | None:
@@ -205,7 +251,10 @@ def _sha256(path: str) -> str | None:
 def provenance(config, options, physics, system, files, render_seconds, engine) -> dict:
     c, d = config.crystal, config.detector
     inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file) if p]
-    if c.structure_factors is not None:
+    named = [p for p in (options.structure.mtz, options.structure.structure) if p is not None]
+    if named:
+        inputs += named
+    elif c.structure_factors is not None:
         inputs.append(c.structure_factors.path)
     source_file = next((config.argv[i + 1] for i, t in enumerate(config.argv[:-1]) if t == "-sourcefile"), None)
     if source_file:
@@ -228,6 +277,9 @@ def provenance(config, options, physics, system, files, render_seconds, engine) 
         "plugins": [attrs.asdict(p) for p in system.info],
         "seeds": {"noise": config.output.seed, "mosaic": c.mosaic_seed, "misset": c.misset_seed},
         "noise_rng": options.noise_rng,
+        "structure_factors": None if c.structure_factors is None else {
+            "origin": c.structure_factors.origin, "reflections": c.structure_factors.count,
+            "mtz_column": options.structure.mtz_column},
         "warnings": list(config.warnings),
         "render_seconds": render_seconds,
         "inputs": {p: _sha256(p) for p in inputs},

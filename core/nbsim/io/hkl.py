@@ -42,7 +42,7 @@ def read_records(path: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def grid_from_records(records: np.ndarray, default_F: float, path: str) -> StructureFactors:
+def grid_from_records(records: np.ndarray, default_F: float, path: str, origin: str = "hkl") -> StructureFactors:
     hkl = records[:, :3].astype(np.int64)
     lo = hkl.min(axis=0)
     hi = hkl.max(axis=0)
@@ -59,9 +59,20 @@ def grid_from_records(records: np.ndarray, default_F: float, path: str) -> Struc
     return StructureFactors(
         grid=grid, h_min=int(lo[0]), k_min=int(lo[1]), l_min=int(lo[2]),
         h_max=int(hi[0]), k_max=int(hi[1]), l_max=int(hi[2]),
-        count=len(records), origin="hkl", path=path,
+        count=len(records), origin=origin, path=path,
     )
 
 
 def read(path: str, default_F: float) -> StructureFactors:
     return grid_from_records(read_records(path), default_F, path)
+
+
+def encode(sf: StructureFactors) -> bytes:
+    """An HKL file of every point of the grid (``h k l F``, F to 17 significant digits), which
+    the reference program (or ``-hkl``) reads back into the same grid and values."""
+    h, k, l = np.meshgrid(np.arange(sf.h_min, sf.h_max + 1), np.arange(sf.k_min, sf.k_max + 1),
+                          np.arange(sf.l_min, sf.l_max + 1), indexing="ij")
+    F = sf.grid[: sf.h_max - sf.h_min + 1, : sf.k_max - sf.k_min + 1, : sf.l_max - sf.l_min + 1]
+    lines = [f"{a} {b} {c} {f!r}\n" for a, b, c, f in zip(h.ravel().tolist(), k.ravel().tolist(), l.ravel().tolist(),
+                                                          F.ravel().tolist())]
+    return "".join(lines).encode()

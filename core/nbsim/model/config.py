@@ -70,7 +70,7 @@ class StructureFactors:
     k_max: int
     l_max: int
     count: int
-    origin: str  # "hkl" or "dump"
+    origin: str  # "hkl", "dump" or "mtz"
     path: str
 
     @property

@@ -10,6 +10,7 @@ tensors (metres, radians), differentiable in every continuous input.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 
@@ -149,6 +150,26 @@ def placed_detector(d: DetectorConfig, beam_direction: Vec3) -> DetectorGeometry
         return torch.tensor(x, dtype=torch.float64)
 
     return place_panel(d, constant(beam_direction), lambda name: constant(values[name]), constant)
+
+
+def corner_resolution(d: DetectorConfig, beam_direction: Vec3, wavelength: float) -> float:
+    """The smallest d-spacing (Å) the detector reaches at ``wavelength`` (m): that of the
+    panel corner farthest from the beam (on a flat panel the largest angle is at a corner)."""
+    beam = torch.tensor(beam_direction, dtype=torch.float64)
+    if d.panels is None:
+        g = placed_detector(d, beam_direction)
+        panels = [(g.pix0, g.fdet, g.sdet, d.pixel_size, d.fpixels, d.spixels)]
+    else:
+        panels = [tuple(torch.tensor(v, dtype=torch.float64) for v in (p.origin, p.fast, p.slow))
+                  + (p.pixel_size, p.fpixels, p.spixels) for p in d.panels]
+    cos_max = 1.0
+    for origin, fast, slow, pixel, nf, ns in panels:
+        for a in (0.0, nf * pixel):
+            for b in (0.0, ns * pixel):
+                corner = origin + a * fast + b * slow
+                cos_max = min(cos_max, float(dot(corner, beam) / torch.linalg.vector_norm(corner)))
+    sin_theta = math.sqrt(max(0.0, (1.0 - cos_max) / 2.0))  # sin of half the scattering angle
+    return math.inf if sin_theta == 0.0 else wavelength * 1e10 / (2.0 * sin_theta)
 
 
 def on_device(g: DetectorGeometry, device: torch.device) -> DetectorGeometry:

@@ -81,7 +81,7 @@ def setup_lines(config: RunConfig, m: Model) -> list[str]:
             out.append("done initializing:")
         out.append(f"re-reading {sf.path}")
         out.append(f"writing dump file for next time: {o.dumpfile}")
-    elif sf is not None:
+    elif sf is not None and sf.origin == "dump":
         out.append(f"reading Fs from {o.dumpfile}")
     for t in range(d.thicksteps):
         out.append("thick%d = %g um" % (t, d.thickstep * t * 1e6))

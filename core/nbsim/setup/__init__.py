@@ -7,7 +7,7 @@ set-up rules (sizes, beam centres, conventions, sampling) and returns the frozen
 """
 
 from nbsim.setup.parser import parse_argv
-from nbsim.setup.resolve import config_from_argv, resolve
+from nbsim.setup.resolve import StructureInputs, config_from_argv, resolve
 from nbsim.setup.state import ScanState
 
-__all__ = ["parse_argv", "resolve", "config_from_argv", "ScanState"]
+__all__ = ["parse_argv", "resolve", "config_from_argv", "ScanState", "StructureInputs"]

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from nbsim.errors import InputError, UsageError
-from nbsim.io import fdump, hkl, matrix, sourcefile
+from nbsim.io import fdump, hkl, matrix, mtz, sourcefile
+from nbsim.io import structure as atomic_model
 from nbsim.model.config import (
     BeamConfig,
     CrystalConfig,
@@ -36,7 +37,7 @@ from nbsim.model.config import (
     SourceList,
 )
 from nbsim.model.crystal import Lattice, build_lattice
-from nbsim.model.geometry import placed_detector
+from nbsim.model.geometry import corner_resolution, placed_detector
 from nbsim.physics import rng
 from nbsim.physics.vectors import cross, norm, unitize
 from nbsim.setup.flags import UNUSED_BY_NANOBRAGG
@@ -59,15 +60,31 @@ FIELD_FLAGS = {"fluence": "-fluence", "water_size": "-water", "dispersion": "-di
                "distance": "-distance", "roi": "-roi", "fpixels": "-detpixels", "spixels": "-detpixels"}
 
 
-def config_from_argv(argv: Sequence[str], *, cwd: str | None = None) -> RunConfig:
-    """Parse and resolve a nanoBragg command line (without the program name)."""
-    return resolve(parse_argv(argv), argv=tuple(argv), cwd=cwd)
+@attrs.frozen
+class StructureInputs:
+    """Structure factors from files nanoBragg does not read (nbsim's own options)."""
+
+    mtz: str | None = None  # --mtz FILE
+    mtz_column: str | None = None  # --mtz-column LABEL
+    structure: str | None = None  # --structure FILE: a PDB or mmCIF model
+    d_min: float | None = None  # --d-min: resolution limit (Å) of the model's reflections
+
+    def given(self) -> list[str]:
+        return [flag for flag, value in (("--mtz", self.mtz), ("--structure", self.structure)) if value is not None]
 
 
-def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None) -> RunConfig:
+def config_from_argv(argv: Sequence[str], *, cwd: str | None = None,
+                     structure: StructureInputs = StructureInputs()) -> RunConfig:
+    """Parse and resolve a nanoBragg command line (without the program name), with structure
+    factors from ``structure`` where it names a file."""
+    return resolve(parse_argv(argv), argv=tuple(argv), cwd=cwd, structure=structure)
+
+
+def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None,
+            structure: StructureInputs = StructureInputs()) -> RunConfig:
     """Apply the set-up rules to the scan state ``st`` (``cwd``: where the structure-factor
     cache is looked for)."""
-    run = _SetUp(st, cwd or os.getcwd())
+    run = _SetUp(st, cwd or os.getcwd(), structure)
     run.flag_warnings()
     size = run.detector_size()
     flux = run.fluence()
@@ -77,6 +94,7 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None) 
     use_dump = run.inputs_exist()
     sampling = run.sampling()
     detector = run.detector(size, centres, frame, sampling)
+    run.read_structure_inputs(detector, frame.beam, flux.beam["wavelength"] * (1.0 - sampling.beam["dispersion"] / 2))
     distance = float(placed_detector(detector, frame.beam).distance)  # for the oversampling rule
     # the interpolation switch reads the command line's cell counts (before -xtalsize and the clamp to 1)
     interpolate_auto = st.interpolate == 2
@@ -190,10 +208,11 @@ class _SetUp:
     """One resolution: the scan state, the working directory, and the warnings and notices
     the phases leave."""
 
-    def __init__(self, st: ScanState, cwd: str):
-        self.st, self.cwd = st, cwd
+    def __init__(self, st: ScanState, cwd: str, structure: StructureInputs):
+        self.st, self.cwd, self.structure = st, cwd, structure
         self.warnings: list[str] = []
         self.notices: list[tuple[str, str]] = []
+        self.external = None  # structure factors (and a cell) read from the files of ``structure``
 
     def typed(self, *names: str) -> bool:
         return any(n in self.st.typed for n in names)
@@ -352,6 +371,17 @@ class _SetUp:
         """Check that structure factors and a crystal are given; whether the structure-factor
         cache will be read."""
         st = self.st
+        if self.structure.mtz_column is not None and self.structure.mtz is None:
+            raise UsageError("--mtz-column names a column of the file --mtz gives, and --mtz is not given")
+        if self.structure.d_min is not None and self.structure.structure is None:
+            raise UsageError("--d-min is the resolution limit of a --structure model, and --structure is not given")
+        given = self.structure.given()
+        if len(given) > 1:
+            raise UsageError(f"{given[0]} and {given[1]} both give structure factors: use one")
+        if given:
+            if st.hklfile is not None:
+                raise UsageError(f"-hkl and {given[0]} both give structure factors: use one")
+            return False  # read after the detector is placed (a model's reflections reach its corners)
         use_dump = st.hklfile is None and os.path.exists(self.dump_path)
         if st.hklfile is None and not use_dump and st.default_F == 0.0:
             raise UsageError("no structure factors: give -hkl FILE or -default_F F "
@@ -453,6 +483,18 @@ class _SetUp:
                 domains = 1
         return domains, spread
 
+    def read_structure_inputs(self, detector: DetectorConfig, beam_direction, shortest_wavelength: float) -> None:
+        """Read the structure factors (and the cell) the nbsim options name; a model's
+        reflections reach the detector's corners at the shortest wavelength, or ``--d-min``."""
+        inputs = self.structure
+        if inputs.mtz is not None:
+            self.external = mtz.read(inputs.mtz, inputs.mtz_column, self.st.default_F)
+        elif inputs.structure is not None:
+            d_min = inputs.d_min or corner_resolution(detector, beam_direction, shortest_wavelength)
+            self.external = atomic_model.read(inputs.structure, d_min, self.st.default_F)
+        if self.external is not None:
+            self.warnings += self.external.notices
+
     def detector(self, size: _Size, c: _Centres, f: _Frame, s: _Sampling) -> DetectorConfig:
         st = self.st
         close_distance = None if math.isnan(st.close_distance) else st.close_distance
@@ -490,7 +532,9 @@ class _SetUp:
     def crystal(self, start_seed: int) -> _Crystal:
         st = self.st
         cell = None
-        if st.user_cell:
+        if self.external is not None and st.matfile is None and st.cell[0] == 0.0:
+            cell = self.external.cell
+        elif st.user_cell:
             a, b, c, al, be, ga = st.cell
             b = a if b <= 0.0 else b
             c = a if c <= 0.0 else c
@@ -548,7 +592,9 @@ class _SetUp:
     def structure_factors(self, use_dump: bool):
         st = self.st
         sf = None
-        if st.hklfile is not None:
+        if self.external is not None:
+            sf = self.external.structure_factors
+        elif st.hklfile is not None:
             sf = hkl.read(st.hklfile, st.default_F)
         elif use_dump:
             try:
