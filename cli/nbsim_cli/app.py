@@ -159,13 +159,18 @@ def _make_run_command() -> click.Command:
                      help="also write the int image as a Pilatus-style miniCBF (byte-offset compressed), "
                           "the header DIALS and XDS read"),
         click.Option(["--cbf-noise"], is_flag=True, help="the CBF holds the noise image instead of the int image"),
+        click.Option(["--png"], default=None, metavar="FILE",
+                     help="also draw the float image as a PNG picture (every panel, laid out)"),
+        click.Option(["--png-scaling"], type=click.Choice(["log", "adxv"]), default="log", show_default=True,
+                     help="log: white spots on black, log scale; adxv: dark spots on white, linear as the PGM"),
         click.Option(["--write-hkl"], default=None, metavar="FILE",
                      help="also write the structure factors in use as a nanoBragg HKL file"),
         *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
-                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, cbf, cbf_noise, write_hkl, flags,
+                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, cbf, cbf_noise, png, png_scaling, write_hkl,
+                 flags,
                  **plugin_values):
         from nbsim.runner import RunOptions, run
         from nbsim.setup import StructureInputs
@@ -180,7 +185,7 @@ def _make_run_command() -> click.Command:
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
                 image_stage=_stage_names(image_stage), engine=engine, verbose=verbose,
                 structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min),
-                write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise,
+                write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise, png=png, png_scaling=png_scaling,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

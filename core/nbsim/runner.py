@@ -31,7 +31,7 @@ from nbsim.io import atomic, cbf, fdump, hkl
 from nbsim.model.build import build_model
 from nbsim.model.config import RunConfig
 from nbsim.outputs import image_files as outputs
-from nbsim.outputs import report
+from nbsim.outputs import picture, report
 from nbsim.outputs.noise import noise_counts
 from nbsim.outputs.statistics import image_statistics
 from nbsim.plugins.selection import check_device, check_dtype, select_physics
@@ -57,6 +57,8 @@ class RunOptions:
     write_hkl: str | None = None  # --write-hkl FILE: the structure factors in use, as an HKL file
     cbf: str | None = None  # --cbf FILE: a miniCBF of the int image (of the noise image with cbf_noise)
     cbf_noise: bool = False
+    png: str | None = None  # --png FILE: a picture of the float image
+    png_scaling: str = "log"  # nbsim.outputs.picture.SCALINGS
 
 
 @attrs.frozen(eq=False)
@@ -168,6 +170,9 @@ def run(
         del counts
         noise = (photons, overloads)
         files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, pixels), "-noisefile"))
+    if options.png:
+        linear = pgm_scale if pgm_scale is not None else outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
+        files.append(atomic.Output(options.png, picture.png_bytes(image32, options.png_scaling, linear), "--png"))
     if options.cbf:
         if not _normal_to_beam(g):
             warn("--cbf: the miniCBF header describes a detector normal to the beam, which this one is not "
@@ -196,6 +201,7 @@ def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, st
     targets = [(o.dumpfile, "-dump")] if sf is not None and sf.origin == "hkl" else []
     targets += [(options.write_hkl, "--write-hkl")] if options.write_hkl else []
     targets += [(options.cbf, "--cbf")] if options.cbf else []
+    targets += [(options.png, "--png")] if options.png else []
     targets += [(o.floatfile, "-floatfile"), (o.intfile, "-intfile")]
     targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
     targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []
