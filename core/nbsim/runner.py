@@ -174,11 +174,11 @@ def run(
         linear = pgm_scale if pgm_scale is not None else outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
         files.append(atomic.Output(options.png, picture.png_bytes(image32, options.png_scaling, linear), "--png"))
     if options.cbf:
-        if not _normal_to_beam(g):
+        if not outputs.normal_to_beam(g):
             warn("--cbf: the miniCBF header describes a detector normal to the beam, which this one is not "
                  "(rotated or swung): readers of the CBF will place it wrongly")
         counts = pixels if options.cbf_noise else int_image
-        files.append(atomic.Output(options.cbf, cbf.encode(_cbf_header(config, g), counts), "--cbf"))
+        files.append(atomic.Output(options.cbf, cbf.encode(outputs.cbf_header(config, g), counts), "--cbf"))
     if options.provenance:
         record = provenance(config, options, physics, system, files, render_seconds, choice)
         files.append(atomic.Output(options.provenance, (json.dumps(record, indent=2) + "\n").encode(), "--provenance"))
@@ -219,22 +219,6 @@ def _check_cbf(config: RunConfig, options: RunOptions) -> None:
                          "nothing is written (one file per panel is not supported)")
     if options.cbf_noise and config.output.noisefile is None:
         raise UsageError("--cbf-noise: the noise image is not made (-nonoise); remove -nonoise or --cbf-noise")
-
-
-def _normal_to_beam(g) -> bool:
-    return abs(float(torch.dot(g.odet, g.beam))) > 1.0 - 1e-12
-
-
-def _cbf_header(config: RunConfig, g) -> cbf.CbfHeader:
-    import datetime
-
-    s, d = config.sampling, config.detector
-    return cbf.CbfHeader(
-        pixel_size=d.pixel_size, distance=float(g.close_distance), wavelength=config.beam.wavelength,
-        beam_fast=float(g.Fbeam), beam_slow=float(g.Sbeam), start_angle=s.phi0, angle_increment=s.osc,
-        exposure=config.beam.exposure, thickness=d.thickness,
-        created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
-    )
 
 
 def _traced_pixels(config: RunConfig) -> list[tuple[int, int]] | None:

@@ -6,15 +6,19 @@
   reference's ``floorf`` call does; pixels outside the ROI are 0;
 * PGM: ``P5`` header, bytes truncated from min(v*pgm_scale, 255) inside the ROI;
 * noise image: a Poisson deviate of every ROI pixel plus the ADC offset, truncated to 16 bits
-  with overloads counted.
+  with overloads counted;
+* miniCBF: the header of a run (`nbsim.io.cbf` writes the file).
 """
 
 from __future__ import annotations
 
+import datetime
+
 import attrs
 import numpy as np
+import torch
 
-from nbsim.io import smv
+from nbsim.io import cbf, smv
 
 
 @attrs.frozen
@@ -111,3 +115,19 @@ def smv_header_items(*, fpixels, spixels, pixel_size, distance, wavelength, Xbea
 
 def smv_bytes(items, pixels: np.ndarray) -> bytes:
     return smv.encode(items, pixels)
+
+
+def normal_to_beam(g) -> bool:
+    """Whether the placed detector ``g`` faces the beam (what a miniCBF header can describe)."""
+    return abs(float(torch.dot(g.odet, g.beam))) > 1.0 - 1e-12
+
+
+def cbf_header(config, g) -> cbf.CbfHeader:
+    """The miniCBF header of a run with its placed detector ``g``."""
+    s, d = config.sampling, config.detector
+    return cbf.CbfHeader(
+        pixel_size=d.pixel_size, distance=float(g.close_distance), wavelength=config.beam.wavelength,
+        beam_fast=float(g.Fbeam), beam_slow=float(g.Sbeam), start_angle=s.phi0, angle_increment=s.osc,
+        exposure=config.beam.exposure, thickness=d.thickness,
+        created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+    )
