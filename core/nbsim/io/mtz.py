@@ -24,13 +24,20 @@ AMPLITUDE, INTENSITY = "F", "J"
 
 
 @attrs.frozen
-class MtzData:
+class ReadStructureFactors:
+    """Structure factors read from a file that also gives the unit cell (an MTZ, a model)."""
+
     structure_factors: StructureFactors
     cell: tuple[float, float, float, float, float, float]  # a, b, c (Å), alpha, beta, gamma (radians)
     notices: tuple[str, ...]  # what nbsim says on stderr about the data (negative intensities)
 
 
-def read(path: str, label: str | None, default_F: float) -> MtzData:
+def cell_of(cell) -> tuple[float, float, float, float, float, float]:
+    """A gemmi unit cell as (a, b, c) in Å and angles in radians."""
+    return (cell.a, cell.b, cell.c, math.radians(cell.alpha), math.radians(cell.beta), math.radians(cell.gamma))
+
+
+def read(path: str, label: str | None, default_F: float) -> ReadStructureFactors:
     """The column ``label`` of the MTZ file ``path`` on a P1 grid (``-default_F`` elsewhere)."""
     import gemmi  # imported here: only runs that read an MTZ pay for it
 
@@ -66,12 +73,9 @@ def read(path: str, label: str | None, default_F: float) -> MtzData:
                            "their amplitudes are taken as 0")
         values = np.sqrt(np.clip(values, 0.0, None))
     records = expanded_to_p1(hkl, values, mtz.spacegroup or gemmi.SpaceGroup("P 1"))
-    cell = mtz.cell
-    return MtzData(
+    return ReadStructureFactors(
         structure_factors=grid_from_records(records, default_F, f"{path} ({label})", origin="mtz"),
-        cell=(cell.a, cell.b, cell.c, math.radians(cell.alpha), math.radians(cell.beta), math.radians(cell.gamma)),
-        notices=tuple(notices),
-    )
+        cell=cell_of(mtz.cell), notices=tuple(notices))
 
 
 def expanded_to_p1(hkl: np.ndarray, values: np.ndarray, spacegroup) -> np.ndarray:

@@ -9,27 +9,16 @@ is the model's (``specs/inputs.md``).
 
 from __future__ import annotations
 
-import math
-
-import attrs
 import numpy as np
 
 from nbsim.errors import InputError
 from nbsim.io.hkl import grid_from_records
-from nbsim.io.mtz import expanded_to_p1
-from nbsim.model.config import StructureFactors
+from nbsim.io.mtz import ReadStructureFactors, cell_of, expanded_to_p1
 
 FLAG = "--structure"
 
 
-@attrs.frozen
-class StructureData:
-    structure_factors: StructureFactors
-    cell: tuple[float, float, float, float, float, float]  # a, b, c (Å), alpha, beta, gamma (radians)
-    notices: tuple[str, ...]
-
-
-def read(path: str, d_min: float, default_F: float) -> StructureData:
+def read(path: str, d_min: float, default_F: float) -> ReadStructureFactors:
     """|F| of the model in ``path`` for every reflection to ``d_min`` Å, on a P1 grid."""
     import gemmi  # imported here: only runs that read a model pay for it
 
@@ -55,9 +44,5 @@ def read(path: str, d_min: float, default_F: float) -> StructureData:
     amplitudes = np.fromiter((abs(calculator.calculate_sf_from_model(model, h)) for h in asu.tolist()),
                              dtype=np.float64, count=len(asu))
     records = expanded_to_p1(np.asarray(asu, dtype=np.int64), amplitudes, spacegroup)
-    cell = st.cell
-    return StructureData(
-        structure_factors=grid_from_records(records, default_F, path, origin="structure"),
-        cell=(cell.a, cell.b, cell.c, math.radians(cell.alpha), math.radians(cell.beta), math.radians(cell.gamma)),
-        notices=(),
-    )
+    return ReadStructureFactors(structure_factors=grid_from_records(records, default_F, path, origin="structure"),
+                                cell=cell_of(st.cell), notices=())
