@@ -163,14 +163,17 @@ def _make_run_command() -> click.Command:
                      help="also draw the float image as a PNG picture (every panel, laid out)"),
         click.Option(["--png-scaling"], type=click.Choice(["log", "adxv"]), default="log", show_default=True,
                      help="log: white spots on black, log scale; adxv: dark spots on white, linear as the PGM"),
+        click.Option(["--export-expt"], default=None, metavar="FILE",
+                     help="also write the simulated experiment (beam, panels, crystal, goniometer, scan) as a "
+                          "DIALS experiment list"),
         click.Option(["--write-hkl"], default=None, metavar="FILE",
                      help="also write the structure factors in use as a nanoBragg HKL file"),
         *_common_options(plugin_opts),
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
-                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, cbf, cbf_noise, png, png_scaling, write_hkl,
-                 flags,
+                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, cbf, cbf_noise, png, png_scaling, export_expt,
+                 write_hkl, flags,
                  **plugin_values):
         from nbsim.runner import RunOptions, run
         from nbsim.setup import StructureInputs
@@ -186,6 +189,7 @@ def _make_run_command() -> click.Command:
                 image_stage=_stage_names(image_stage), engine=engine, verbose=verbose,
                 structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min),
                 write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise, png=png, png_scaling=png_scaling,
+                export_expt=export_expt,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

@@ -27,7 +27,7 @@ from nbsim.engines import choice as engines
 from nbsim.engines.choice import EngineError
 from nbsim.engines.pipeline import render
 from nbsim.errors import UsageError
-from nbsim.io import atomic, cbf, fdump, hkl
+from nbsim.io import atomic, cbf, expt, fdump, hkl
 from nbsim.model.build import build_model
 from nbsim.model.config import RunConfig
 from nbsim.outputs import image_files as outputs
@@ -59,6 +59,7 @@ class RunOptions:
     cbf_noise: bool = False
     png: str | None = None  # --png FILE: a picture of the float image
     png_scaling: str = "log"  # nbsim.outputs.picture.SCALINGS
+    export_expt: str | None = None  # --export-expt FILE: the simulated experiment as a DIALS experiment list
 
 
 @attrs.frozen(eq=False)
@@ -170,6 +171,12 @@ def run(
         del counts
         noise = (photons, overloads)
         files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, pixels), "-noisefile"))
+    if options.export_expt:
+        if d.curved:
+            warn("--export-expt: a DIALS experiment list describes flat panels; the curved detector is written "
+                 "as the flat panel it bends")
+        experiment = outputs.simulated_experiment(config, model, image=options.cbf or o.intfile)
+        files.append(atomic.Output(options.export_expt, expt.encode(experiment), "--export-expt"))
     if options.png:
         linear = pgm_scale if pgm_scale is not None else outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
         files.append(atomic.Output(options.png, picture.png_bytes(image32, options.png_scaling, linear), "--png"))
@@ -202,6 +209,7 @@ def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, st
     targets += [(options.write_hkl, "--write-hkl")] if options.write_hkl else []
     targets += [(options.cbf, "--cbf")] if options.cbf else []
     targets += [(options.png, "--png")] if options.png else []
+    targets += [(options.export_expt, "--export-expt")] if options.export_expt else []
     targets += [(o.floatfile, "-floatfile"), (o.intfile, "-intfile")]
     targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
     targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []

@@ -1,0 +1,123 @@
+"""DIALS experiment lists (``.expt`` JSON): what a run simulated, in the DIALS laboratory frame.
+
+The DIALS (imgCIF) frame has X along the goniometer axis and +Z from the sample towards the
+source.  nanoBragg's frame maps onto it as the reference program prints its "DIALS origin":
+(x, y, z) -> (z, y, -x), a proper rotation, so every vector and the rotation sense carry over
+(``specs/outputs.md``).  Lengths are millimetres, wavelengths and cell vectors Å, angles degrees.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def to_dials(v) -> list[float]:
+    """A vector of nanoBragg's frame in the DIALS frame."""
+    x, y, z = (float(c) for c in v)
+    return [z, y, -x]
+
+
+@attrs.frozen(kw_only=True)
+class PanelGeometry:
+    """One flat panel, nanoBragg frame, metres."""
+
+    origin: Sequence[float]  # sample -> outer corner of pixel (0, 0)
+    fast: Sequence[float]
+    slow: Sequence[float]
+    pixel_size: float
+    fpixels: int
+    spixels: int
+    thickness: float
+    mu: float  # 1/m
+    name: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Experiment:
+    """A simulated image in nanoBragg's frame (SI units, radians)."""
+
+    beam: Sequence[float]  # propagation direction, unit
+    wavelength: float
+    polarization_axis: Sequence[float]  # the E vector
+    kahn: float  # Kahn polarization factor
+    panels: Sequence[PanelGeometry]
+    real_space: Sequence[Sequence[float]]  # rows a, b, c in Å, after the misset, at phi = 0
+    spindle: Sequence[float]
+    phi0: float
+    osc: float  # 0: a still (no goniometer, no scan; the crystal at phi0)
+    exposure: float
+    image: str  # the image file the experiment refers to
+    trusted_max: float = 65535.0
+
+
+def _rotated(v, axis, angle) -> np.ndarray:
+    """Rodrigues' rotation of ``v`` about the unit ``axis`` by ``angle`` (right-handed)."""
+    v, k = np.asarray(v, dtype=float), np.asarray(axis, dtype=float)
+    return v * math.cos(angle) + np.cross(k, v) * math.sin(angle) + k * np.dot(k, v) * (1 - math.cos(angle))
+
+
+def _panel(p: PanelGeometry) -> dict:
+    return {
+        "name": p.name or "panel", "type": "SENSOR_PAD",
+        "fast_axis": to_dials(p.fast), "slow_axis": to_dials(p.slow),
+        "origin": [1000.0 * c for c in to_dials(p.origin)],
+        "raw_image_offset": [0, 0], "image_size": [p.fpixels, p.spixels],
+        "pixel_size": [1000.0 * p.pixel_size, 1000.0 * p.pixel_size], "trusted_range": [0.0, 65535.0],
+        "thickness": 1000.0 * p.thickness, "material": "Si" if p.thickness > 0 else "",
+        "mu": p.mu / 1000.0, "identifier": "", "mask": [], "gain": 1.0, "pedestal": 0.0,
+        "px_mm_strategy": {"type": "SimplePxMmStrategy"},
+    }
+
+
+def experiment_list(e: Experiment) -> dict:
+    beam = np.asarray(to_dials(e.beam))
+    axis = np.asarray(to_dials(e.polarization_axis))
+    normal = np.cross(axis, beam)
+    normal = normal / np.linalg.norm(normal) if np.linalg.norm(normal) > 0 else np.array([0.0, 1.0, 0.0])
+    still = e.osc == 0.0
+    real = [np.asarray(to_dials(v)) for v in e.real_space]
+    if still:  # no goniometer: the crystal as it stood
+        real = [_rotated(v, to_dials(e.spindle), e.phi0) for v in real]
+    experiment = {"__id__": "Experiment", "identifier": "", "beam": 0, "detector": 0, "crystal": 0, "imageset": 0}
+    root = {"name": "", "type": "", "fast_axis": [1.0, 0.0, 0.0], "slow_axis": [0.0, 1.0, 0.0],
+            "origin": [0.0, 0.0, 0.0], "raw_image_offset": [0, 0], "image_size": [0, 0], "pixel_size": [0.0, 0.0],
+            "trusted_range": [0.0, 0.0], "thickness": 0.0, "material": "", "mu": 0.0, "identifier": "", "mask": [],
+            "gain": 1.0, "pedestal": 0.0, "px_mm_strategy": {"type": "SimplePxMmStrategy"},
+            "children": [{"panel": i} for i in range(len(e.panels))]}
+    out = {
+        "__id__": "ExperimentList",
+        "experiment": [experiment],
+        "imageset": [{"__id__": "ImageSet", "images": [e.image], "mask": None, "gain": None, "pedestal": None,
+                      "dx": None, "dy": None, "params": {}}],
+        "beam": [{"__id__": "monochromatic", "direction": (-beam).tolist(), "wavelength": e.wavelength * 1e10,
+                  "divergence": 0.0, "sigma_divergence": 0.0, "polarization_normal": normal.tolist(),
+                  "polarization_fraction": (1.0 + e.kahn) / 2.0, "flux": 0.0, "transmission": 1.0,
+                  "probe": "x-ray", "sample_to_source_distance": 0.0}],
+        "detector": [{"panels": [_panel(p) for p in e.panels], "hierarchy": root}],
+        "goniometer": [],
+        "scan": [],
+        "crystal": [{"__id__": "crystal", "real_space_a": real[0].tolist(), "real_space_b": real[1].tolist(),
+                     "real_space_c": real[2].tolist(), "space_group_hall_symbol": " P 1"}],
+        "profile": [],
+        "scaling_model": [],
+    }
+    if not still:
+        experiment.update(goniometer=0, scan=0)
+        out["goniometer"] = [{"rotation_axis": to_dials(e.spindle), "fixed_rotation": IDENTITY,
+                              "setting_rotation": IDENTITY}]
+        out["scan"] = [{"image_range": [1, 1], "batch_offset": 0, "valid_image_ranges": {},
+                        "properties": {"epochs": [0.0], "exposure_time": [float(e.exposure)],
+                                       "oscillation": [math.degrees(e.phi0)],
+                                       "oscillation_width": [math.degrees(e.osc)]}}]
+    return out
+
+
+def encode(e: Experiment) -> bytes:
+    return (json.dumps(experiment_list(e), indent=2) + "\n").encode()
