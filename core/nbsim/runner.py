@@ -32,6 +32,7 @@ from nbsim.model.build import build_model
 from nbsim.model.config import RunConfig
 from nbsim.outputs import image_files as outputs
 from nbsim.outputs import picture, report
+from nbsim.outputs.experiment import simulated_experiment
 from nbsim.outputs.noise import noise_counts
 from nbsim.outputs.statistics import image_statistics
 from nbsim.plugins.selection import check_device, check_dtype, select_physics
@@ -53,7 +54,7 @@ class RunOptions:
     image_stage: tuple[str, ...] = ()  # image transforms run on the rendered image (nbsim.engines.image_stage)
     engine: str = "auto"  # see nbsim.engines.choice
     verbose: bool = False  # say on stderr which engine renders, and why
-    structure: StructureInputs = StructureInputs()  # --mtz, --mtz-column
+    structure: StructureInputs = StructureInputs()  # --mtz, --mtz-column, --structure, --d-min
     write_hkl: str | None = None  # --write-hkl FILE: the structure factors in use, as an HKL file
     cbf: str | None = None  # --cbf FILE: a miniCBF of the int image (of the noise image with cbf_noise)
     cbf_noise: bool = False
@@ -145,9 +146,9 @@ def run(
     sf = config.crystal.structure_factors
     if sf is not None and sf.origin == "hkl":
         files.append(atomic.Output(o.dumpfile, fdump.encode(sf), "-dump"))
-    # native byte order, as the reference fwrite()s its floats
     if options.write_hkl:
         files.append(atomic.Output(options.write_hkl, hkl.encode(sf), "--write-hkl"))
+    # native byte order, as the reference fwrite()s its floats
     files.append(atomic.Output(o.floatfile, image32.tobytes(), "-floatfile"))
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = model.geometry
@@ -175,7 +176,7 @@ def run(
         if d.curved:
             warn("--export-expt: a DIALS experiment list describes flat panels; the curved detector is written "
                  "as the flat panel it bends")
-        experiment = outputs.simulated_experiment(config, model, image=options.cbf or o.intfile)
+        experiment = simulated_experiment(config, model, image=options.cbf or o.intfile)
         files.append(atomic.Output(options.export_expt, expt.encode(experiment), "--export-expt"))
     if options.png:
         linear = pgm_scale if pgm_scale is not None else outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
@@ -207,12 +208,12 @@ def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, st
     sf = config.crystal.structure_factors
     targets = [(o.dumpfile, "-dump")] if sf is not None and sf.origin == "hkl" else []
     targets += [(options.write_hkl, "--write-hkl")] if options.write_hkl else []
-    targets += [(options.cbf, "--cbf")] if options.cbf else []
-    targets += [(options.png, "--png")] if options.png else []
-    targets += [(options.export_expt, "--export-expt")] if options.export_expt else []
     targets += [(o.floatfile, "-floatfile"), (o.intfile, "-intfile")]
     targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
     targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []
+    targets += [(options.export_expt, "--export-expt")] if options.export_expt else []
+    targets += [(options.png, "--png")] if options.png else []
+    targets += [(options.cbf, "--cbf")] if options.cbf else []
     targets += [(options.provenance, "--provenance")] if options.provenance else []
     return targets
 
@@ -249,10 +250,7 @@ def _sha256(path: str) -> str | None:
 def provenance(config, options, physics, system, files, render_seconds, engine) -> dict:
     c, d = config.crystal, config.detector
     inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file) if p]
-    named = [p for p in (options.structure.mtz, options.structure.structure) if p is not None]
-    if named:
-        inputs += named
-    elif c.structure_factors is not None:
+    if c.structure_factors is not None:
         inputs.append(c.structure_factors.path)
     source_file = next((config.argv[i + 1] for i, t in enumerate(config.argv[:-1]) if t == "-sourcefile"), None)
     if source_file:

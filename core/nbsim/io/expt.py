@@ -1,9 +1,9 @@
 """DIALS experiment lists (``.expt`` JSON): what a run simulated, in the DIALS laboratory frame.
 
 The DIALS (imgCIF) frame has X along the goniometer axis and +Z from the sample towards the
-source.  nanoBragg's frame maps onto it as the reference program prints its "DIALS origin":
-(x, y, z) -> (z, y, -x), a proper rotation, so every vector and the rotation sense carry over
-(``specs/outputs.md``).  Lengths are millimetres, wavelengths and cell vectors Å, angles degrees.
+source.  nanoBragg's frame maps onto it as the reference program prints its "DIALS origin"
+(:func:`nbsim.model.geometry.in_dials_frame`, a proper rotation), so every vector and the
+rotation sense carry over (``specs/outputs.md``).  Lengths are millimetres, wavelengths and cell vectors Å, angles degrees.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
+from nbsim.model.geometry import in_dials_frame
+
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 
 
 def to_dials(v) -> list[float]:
-    """A vector of nanoBragg's frame in the DIALS frame."""
-    x, y, z = (float(c) for c in v)
-    return [z, y, -x]
+    """A vector of nanoBragg's frame in the DIALS frame, as plain numbers."""
+    return [float(c) for c in in_dials_frame(list(v))]
 
 
 @attrs.frozen(kw_only=True)

@@ -74,7 +74,7 @@ def read(path: str, label: str | None, default_F: float) -> ReadStructureFactors
         values = np.sqrt(np.clip(values, 0.0, None))
     records = expanded_to_p1(hkl, values, mtz.spacegroup or gemmi.SpaceGroup("P 1"))
     return ReadStructureFactors(
-        structure_factors=grid_from_records(records, default_F, f"{path} ({label})", origin="mtz"),
+        structure_factors=grid_from_records(records, default_F, path, origin="mtz"),
         cell=cell_of(mtz.cell), notices=tuple(notices))
 
 

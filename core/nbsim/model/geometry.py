@@ -24,6 +24,12 @@ from nbsim.physics.vectors import dot, rotate_axis, rotate_xyz
 DBL_MIN = sys.float_info.min
 
 
+def in_dials_frame(v):
+    """A vector of nanoBragg's laboratory frame in DIALS' (the reference's "DIALS origin"):
+    (x, y, z) -> (z, y, -x), a proper rotation (components: tensors or numbers)."""
+    return (v[2], v[1], -v[0])
+
+
 @attrs.frozen
 class DetectorGeometry:
     """The placed detector.  Vectors are (3,) tensors, lengths in metres."""
@@ -100,7 +106,7 @@ def place_detector(
     distance = close_distance / ratio
     ORGX = Fclose / pixel_size + 0.5
     ORGY = Sclose / pixel_size + 0.5
-    dials_origin = 1000.0 * torch.stack((pix0[2], pix0[1], -pix0[0]))
+    dials_origin = 1000.0 * torch.stack(in_dials_frame(pix0))
     return DetectorGeometry(
         pix0=pix0, fdet=fdet, sdet=sdet, odet=odet, beam=beam, ratio=ratio, distance=distance,
         close_distance=close_distance, Fbeam=Fbeam, Sbeam=Sbeam, Fclose=Fclose, Sclose=Sclose,

@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 import torch
 
-from nbsim.io import cbf, expt, smv
+from nbsim.io import cbf, smv
 
 
 @attrs.frozen
@@ -130,19 +130,4 @@ def cbf_header(config, g) -> cbf.CbfHeader:
         beam_fast=float(g.Fbeam), beam_slow=float(g.Sbeam), start_angle=s.phi0, angle_increment=s.osc,
         exposure=config.beam.exposure, thickness=d.thickness,
         created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
-    )
-
-
-def simulated_experiment(config, model, *, image: str) -> expt.Experiment:
-    """The experiment a run simulated (its placed panels, beam, crystal and scan)."""
-    b, s, P = config.beam, config.sampling, model.panels
-    panels = [expt.PanelGeometry(origin=P.origin[k].tolist(), fast=P.fast[k].tolist(), slow=P.slow[k].tolist(),
-                                 pixel_size=float(P.pixel_size[k]), fpixels=P.fpixels, spixels=P.spixels,
-                                 thickness=float(P.thickness[k]), mu=float(P.mu[k]),
-                                 name=config.detector.panels[k].name if config.detector.panels else "")
-              for k in range(P.count)]
-    return expt.Experiment(
-        beam=b.direction, wavelength=b.wavelength, polarization_axis=b.polar_vector,
-        kahn=0.0 if b.nopolar else b.polarization, panels=panels, real_space=model.lattice.real.tolist(),
-        spindle=s.spindle_axis, phi0=s.phi0, osc=s.osc, exposure=b.exposure, image=image,
     )
