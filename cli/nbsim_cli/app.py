@@ -155,6 +155,13 @@ def _make_run_command() -> click.Command:
                           "nor -mat is given"),
         click.Option(["--d-min"], type=float, default=None, metavar="ANGSTROM",
                      help="resolution limit of the --structure reflections (default: the detector's corners)"),
+        click.Option(["--anomalous"], is_flag=True,
+                     help="add each element's f' and f'' at the beam energy (-lambda or -energy) to the --structure "
+                          "sums, so that Friedel mates differ"),
+        click.Option(["--detector"], default=None, metavar="FILE",
+                     help="the detector's panels from a geometry file: a DIALS experiment list (.expt), a CrystFEL "
+                          ".geom file or an nbsim panel list (JSON); replaces the flags that size and place the "
+                          "detector"),
         click.Option(["--cbf"], default=None, metavar="FILE",
                      help="also write the int image as a Pilatus-style miniCBF (byte-offset compressed), "
                           "the header DIALS and XDS read"),
@@ -172,8 +179,8 @@ def _make_run_command() -> click.Command:
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
-                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, cbf, cbf_noise, png, png_scaling, export_expt,
-                 write_hkl, flags,
+                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, anomalous, cbf, cbf_noise, png,
+                 png_scaling, export_expt, write_hkl, detector, flags,
                  **plugin_values):
         from nbsim.runner import RunOptions, run
         from nbsim.setup import StructureInputs
@@ -187,9 +194,10 @@ def _make_run_command() -> click.Command:
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
                 image_stage=_stage_names(image_stage), engine=engine, verbose=verbose,
-                structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min),
+                structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min,
+                                          anomalous=anomalous),
                 write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise, png=png, png_scaling=png_scaling,
-                export_expt=export_expt,
+                export_expt=export_expt, detector=detector,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

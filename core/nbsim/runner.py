@@ -61,6 +61,7 @@ class RunOptions:
     png: str | None = None  # --png FILE: a picture of the float image
     png_scaling: str = "log"  # nbsim.outputs.picture.SCALINGS
     export_expt: str | None = None  # --export-expt FILE: the simulated experiment as a DIALS experiment list
+    detector: str | None = None  # --detector FILE: the panels of a geometry file (nbsim.io.detector_file)
 
 
 @attrs.frozen(eq=False)
@@ -90,9 +91,14 @@ def run(
     started = time.perf_counter()
     device = check_device(options.device)
     dtype = check_dtype(options.dtype)
-    config = config_from_argv(argv, structure=options.structure)
+    config = config_from_argv(argv, structure=options.structure, detector=options.detector)
     for text in config.warnings:
         warn(text)
+    if config.detector.n_panels > 1:
+        warn(f"the {config.detector.n_panels} panels are stacked along the slow axis in the single-image files "
+             f"(-floatfile, -intfile, -noisefile, -pgmfile: {config.detector.fpixels} x "
+             f"{config.detector.n_panels * config.detector.spixels} pixels), whose headers describe the first panel "
+             "only; --export-expt describes every panel")
     _check_cbf(config, options)
     if options.write_hkl and config.crystal.structure_factors is None:
         raise UsageError("--write-hkl: there are no structure factors to write (only -default_F); "
@@ -153,14 +159,14 @@ def run(
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = model.geometry
     header = outputs.smv_header_items(
-        fpixels=d.fpixels, spixels=d.spixels, pixel_size=d.pixel_size, distance=float(g.distance),
+        fpixels=d.fpixels, spixels=d.n_panels * d.spixels, pixel_size=d.pixel_size, distance=float(g.distance),
         wavelength=config.beam.wavelength, Xbeam=d.Xbeam, Ybeam=d.Ybeam, Fbeam=float(g.Fbeam),
         Sbeam=float(g.Sbeam), detsize_s=d.detsize_s, dials_origin=g.dials_origin.tolist(),
         ORGX=float(g.ORGX), ORGY=float(g.ORGY), close_distance=float(g.close_distance),
         phi0=config.sampling.phi0, osc=config.sampling.osc, twotheta=d.twotheta,
     )
     int_image = outputs.int_pixels(image32, d.roi, scale, o.adc_offset)
-    files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, int_image), "-intfile"))
+    files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, outputs.stacked(int_image)), "-intfile"))
     pgm_scale = None
     if o.pgmfile is not None:
         pgm_scale = outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
@@ -171,7 +177,7 @@ def run(
         pixels, photons, overloads = outputs.noise_pixels(counts, d.roi, o.adc_offset)
         del counts
         noise = (photons, overloads)
-        files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, pixels), "-noisefile"))
+        files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, outputs.stacked(pixels)), "-noisefile"))
     if options.export_expt:
         if d.curved:
             warn("--export-expt: a DIALS experiment list describes flat panels; the curved detector is written "
@@ -223,7 +229,7 @@ def _check_cbf(config: RunConfig, options: RunOptions) -> None:
         raise UsageError("--cbf-noise chooses what --cbf holds, and --cbf is not given")
     if not options.cbf:
         return
-    if config.detector.panels is not None:
+    if config.detector.n_panels > 1:
         raise UsageError(f"--cbf: a miniCBF holds one panel and this detector has {config.detector.n_panels}; "
                          "nothing is written (one file per panel is not supported)")
     if options.cbf_noise and config.output.noisefile is None:
@@ -249,7 +255,7 @@ def _sha256(path: str) -> str | None:
 
 def provenance(config, options, physics, system, files, render_seconds, engine) -> dict:
     c, d = config.crystal, config.detector
-    inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file) if p]
+    inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file, options.detector) if p]
     if c.structure_factors is not None:
         inputs.append(c.structure_factors.path)
     source_file = next((config.argv[i + 1] for i, t in enumerate(config.argv[:-1]) if t == "-sourcefile"), None)

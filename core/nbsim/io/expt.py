@@ -15,7 +15,10 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from nbsim.model.geometry import in_dials_frame
+from nbsim.errors import InputError
+from nbsim.io.detector_file import FLAG, DetectorFile
+from nbsim.model.config import PanelConfig
+from nbsim.model.geometry import from_dials_frame, in_dials_frame
 
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 
@@ -122,3 +125,88 @@ def experiment_list(e: Experiment) -> dict:
 
 def encode(e: Experiment) -> bytes:
     return (json.dumps(experiment_list(e), indent=2) + "\n").encode()
+
+
+def read_detector(path: str, document: dict) -> DetectorFile:
+    """The detector (and the beam it refers to) of the DIALS experiment list ``document`` read
+    from ``path``: every panel, placed through the detector's hierarchy, in nanoBragg's frame."""
+    where = f"{FLAG}: {path}"
+    detectors = document.get("detector") or []
+    if len(detectors) != 1:
+        raise InputError(f"{where}: holds {len(detectors)} detectors (nbsim reads a list with one)")
+    detector = detectors[0]
+    listed = detector if isinstance(detector, list) else detector.get("panels")
+    if not isinstance(listed, list) or not listed:
+        raise InputError(f"{where}: the detector has no panels")
+    placed = _global_frames(listed, detector.get("hierarchy") if isinstance(detector, dict) else None, where)
+    panels, thickness = [], set()
+    for i, (p, (origin, fast, slow)) in enumerate(zip(listed, placed)):
+        name = p.get("name") or f"panel {i}"
+        try:
+            fpixels, spixels = (int(n) for n in p["image_size"])
+            pixel_f, pixel_s = (float(x) for x in p["pixel_size"])
+            if not math.isclose(pixel_f, pixel_s, rel_tol=1e-9):
+                raise InputError(f"{where}: panel {name!r} has {pixel_f:g} x {pixel_s:g} mm pixels: nbsim's "
+                                 "pixels are square")
+            panel = PanelConfig(name=name, origin=[x / 1000.0 for x in from_dials_frame(origin)],
+                                fast=from_dials_frame(fast), slow=from_dials_frame(slow),
+                                pixel_size=pixel_f / 1000.0, fpixels=fpixels, spixels=spixels,
+                                thickness=float(p.get("thickness", 0.0)) / 1000.0,
+                                mu=float(p.get("mu", 0.0)) * 1000.0)
+        except KeyError as exc:
+            raise InputError(f"{where}: panel {name!r} has no {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{where}: panel {name!r}: {exc}") from None
+        panels.append(panel)
+        thickness.add((panel.thickness, panel.mu))
+    beam = wavelength = None
+    beams = document.get("beam") or []
+    if beams:
+        b = beams[0]
+        try:
+            towards_source = np.asarray(b["direction"], dtype=float).reshape(3)
+            beam = tuple(float(x) for x in from_dials_frame(-towards_source / np.linalg.norm(towards_source)))
+            wavelength = float(b["wavelength"]) * 1e-10 if "wavelength" in b else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: the beam is unusable ({exc})") from None
+    return DetectorFile(path=path, kind="DIALS experiment list", panels=tuple(panels), beam=beam,
+                        wavelength=wavelength, sensor=any(t > 0 for t, _ in thickness))
+
+
+def _global_frames(listed: list, hierarchy: dict | None, where: str) -> list[tuple[np.ndarray, ...]]:
+    """(origin mm, fast, slow) of every panel in the laboratory (DIALS) frame: a panel's values
+    are in its parent's frame, each group's in its own parent's (dxtbx's hierarchy)."""
+
+    def frame(node: dict, parent):
+        p_origin, p_axes = parent
+        fast = np.asarray(node.get("fast_axis", (1.0, 0.0, 0.0)), dtype=float)
+        slow = np.asarray(node.get("slow_axis", (0.0, 1.0, 0.0)), dtype=float)
+        fast, slow = fast / np.linalg.norm(fast), slow / np.linalg.norm(slow)
+        origin = p_origin + p_axes @ np.asarray(node.get("origin", (0.0, 0.0, 0.0)), dtype=float)
+        fast, slow = p_axes @ fast, p_axes @ slow
+        return origin, np.column_stack((fast, slow, np.cross(fast, slow)))
+
+    lab = (np.zeros(3), np.eye(3))
+    if hierarchy is None:
+        frames = [frame(p, lab) for p in listed]
+    else:
+        frames: list = [None] * len(listed)
+
+        def visit(node: dict, parent):
+            here = frame(node, parent)
+            for child in node.get("children", []):
+                if "panel" in child:
+                    k = child["panel"]
+                    if not (isinstance(k, int) and 0 <= k < len(listed)) or frames[k] is not None:
+                        raise InputError(f"{where}: the detector hierarchy names panel {k!r} wrongly or twice")
+                    frames[k] = frame(listed[k], here)
+                else:
+                    visit(child, here)
+
+        try:
+            visit(hierarchy, lab)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"{where}: the detector hierarchy is unusable ({exc})") from None
+        if any(f is None for f in frames):
+            raise InputError(f"{where}: the detector hierarchy leaves panel {frames.index(None)} out")
+    return [(origin, axes[:, 0], axes[:, 1]) for origin, axes in frames]

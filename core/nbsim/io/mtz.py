@@ -78,9 +78,10 @@ def read(path: str, label: str | None, default_F: float) -> ReadStructureFactors
         cell=cell_of(mtz.cell), notices=tuple(notices))
 
 
-def expanded_to_p1(hkl: np.ndarray, values: np.ndarray, spacegroup) -> np.ndarray:
-    """(n, 4) h, k, l, F records of every symmetry equivalent of the reflections ``hkl`` and of
-    their Friedel mates (amplitudes are the same on all of them), each index once."""
+def expanded_to_p1(hkl: np.ndarray, values: np.ndarray, spacegroup, *, friedel: bool = True) -> np.ndarray:
+    """(n, 4) h, k, l, F records of every symmetry equivalent of the reflections ``hkl`` and,
+    with ``friedel``, of their Friedel mates (amplitudes are the same on all of them), each
+    index once.  Without ``friedel`` (anomalous data), ``hkl`` must hold h and -h itself."""
     import gemmi
 
     rotations = sorted({tuple(map(tuple, op.rot)) for op in spacegroup.operations()})  # centring repeats them
@@ -88,7 +89,7 @@ def expanded_to_p1(hkl: np.ndarray, values: np.ndarray, spacegroup) -> np.ndarra
     for rot in rotations:
         R = np.array(rot, dtype=np.int64) // gemmi.Op.DEN  # integers over DEN
         equivalent = hkl @ R  # h' = h R, as gemmi's Op.apply_to_hkl
-        parts += [equivalent, -equivalent]
+        parts += [equivalent, -equivalent] if friedel else [equivalent]
     every = np.concatenate(parts)
     F = np.tile(values, len(parts))
     unique, first = np.unique(every, axis=0, return_index=True)

@@ -198,6 +198,9 @@ def build_model(
     # detector
     pixel_size = p("pixel_size")
     if params.keys() & DETECTOR_PARAMETERS:
+        if d.panels is not None:
+            raise ValueError(f"{', '.join(sorted(params.keys() & DETECTOR_PARAMETERS))}: parameters of the command "
+                             "line's detector, and this detector is a list of panels")
         geometry = place_panel(d, beam, p, t)
     else:  # the placement the set-up made (the same function of the same values)
         geometry = on_device(placed_detector(d, b.direction), device)

@@ -18,7 +18,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from nbsim.model.config import DetectorConfig, Vec3
+from nbsim.model.config import DetectorConfig, PanelConfig, Vec3
 from nbsim.physics.vectors import dot, rotate_axis, rotate_xyz
 
 DBL_MIN = sys.float_info.min
@@ -28,6 +28,27 @@ def in_dials_frame(v):
     """A vector of nanoBragg's laboratory frame in DIALS' (the reference's "DIALS origin"):
     (x, y, z) -> (z, y, -x), a proper rotation (components: tensors or numbers)."""
     return (v[2], v[1], -v[0])
+
+
+def from_dials_frame(v):
+    """The inverse of :func:`in_dials_frame`."""
+    return (-v[2], v[1], v[0])
+
+
+def _dials_mcstas(v):
+    """DIALS' frame <-> the McStas frame of NeXus and CrystFEL (z along the beam, y up): x and z
+    reversed, its own inverse."""
+    return (-v[0], v[1], -v[2])
+
+
+def in_mcstas_frame(v):
+    """A vector of nanoBragg's laboratory frame in the McStas frame (NeXus, CrystFEL)."""
+    return _dials_mcstas(in_dials_frame(v))
+
+
+def from_mcstas_frame(v):
+    """The inverse of :func:`in_mcstas_frame`."""
+    return from_dials_frame(_dials_mcstas(v))
 
 
 @attrs.frozen
@@ -96,7 +117,12 @@ def place_detector(
     fdet, sdet, odet = swing(fdet0), swing(sdet0), swing(odet0)
     if pivot == "beam":
         pix0 = -Fbeam * fdet - Sbeam * sdet + distance * beam
+    return _located(pix0, fdet, sdet, odet, beam, ratio, pixel_size)
 
+
+def _located(pix0: Tensor, fdet: Tensor, sdet: Tensor, odet: Tensor, beam: Tensor, ratio: Tensor,
+             pixel_size: Tensor) -> DetectorGeometry:
+    """A placed flat panel's derived quantities: near point, beam spot, distances, XDS origin."""
     Fclose = -dot(pix0, fdet)
     Sclose = -dot(pix0, sdet)
     close_distance = dot(pix0, odet)
@@ -155,7 +181,22 @@ def placed_detector(d: DetectorConfig, beam_direction: Vec3) -> DetectorGeometry
     def constant(x) -> Tensor:
         return torch.tensor(x, dtype=torch.float64)
 
+    if d.panels is not None:
+        return listed_panel(d.panels[0], constant(beam_direction))
     return place_panel(d, constant(beam_direction), lambda name: constant(values[name]), constant)
+
+
+def listed_panel(p: PanelConfig, beam: Tensor) -> DetectorGeometry:
+    """A panel of a detector listed as panels, described as the command line's panel is: the
+    placement the headers, the printout and the set-up's rules read (for a list, of panel 0)."""
+
+    def t(x) -> Tensor:
+        return torch.tensor(x, dtype=torch.float64)
+
+    normal = t(p.normal)
+    ratio = dot(beam, normal)
+    ratio = torch.where(ratio == 0, torch.full_like(ratio, DBL_MIN), ratio)
+    return _located(t(p.origin), t(p.fast), t(p.slow), normal, beam, ratio, t(p.pixel_size))
 
 
 def corner_resolution(d: DetectorConfig, beam_direction: Vec3, wavelength: float) -> float:
@@ -193,3 +234,15 @@ def _beam_spot(d: DetectorConfig, center: Tensor, pixel_size: Tensor) -> tuple[T
     if d.convention == "adxv":
         return X, d.detsize_s - Y
     return X, Y
+
+
+def beam_center(convention: str, Fbeam: float, Sbeam: float, pixel_size: float, detsize_s: float) -> tuple[float, float]:
+    """The convention's beam centre (Xbeam, Ybeam) of the beam spot (Fbeam, Sbeam): the inverse
+    of :func:`_beam_spot`, for a panel placed by its vectors (a detector file's)."""
+    if convention == "mosflm":
+        return Sbeam - 0.5 * pixel_size, Fbeam - 0.5 * pixel_size
+    if convention == "denzo":
+        return Sbeam, Fbeam
+    if convention == "adxv":
+        return Fbeam, detsize_s - Sbeam
+    return Fbeam, Sbeam

@@ -11,7 +11,8 @@ def simulated_experiment(config, model, *, image: str) -> expt.Experiment:
     b, s, P = config.beam, config.sampling, model.panels
     panels = [expt.PanelGeometry(origin=P.origin[k].tolist(), fast=P.fast[k].tolist(), slow=P.slow[k].tolist(),
                                  pixel_size=float(P.pixel_size[k]), fpixels=P.fpixels, spixels=P.spixels,
-                                 thickness=float(P.thickness[k]), mu=float(P.mu[k]),
+                                 thickness=float(P.thickness[k]),
+                                 mu=float(P.mu[k]) if P.thickness[k] > 0 else 0.0,  # a thin sensor's -1: unused
                                  name=config.detector.panels[k].name if config.detector.panels else "")
               for k in range(P.count)]
     return expt.Experiment(

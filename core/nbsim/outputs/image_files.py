@@ -29,10 +29,17 @@ class ImageFile:
 
 
 def roi_mask(shape, roi) -> np.ndarray:
+    """The ROI of a (slow, fast) image, or of every panel of a (panels, slow, fast) one."""
     xmin, xmax, ymin, ymax = roi
     inside = np.zeros(shape, dtype=bool)
-    inside[max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1] = True
+    inside[..., max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1] = True
     return inside
+
+
+def stacked(image: np.ndarray) -> np.ndarray:
+    """A (panels, slow, fast) image as one (panels * slow, fast) picture, panel after panel:
+    how the single-image formats (SMV, PGM) hold a detector of several panels."""
+    return image.reshape(-1, image.shape[-1])
 
 
 def int_scale(requested: float, max_I: float) -> float:
@@ -73,7 +80,8 @@ def pgm_bytes(image32: np.ndarray, roi, scale: float) -> bytes:
         test = np.minimum(_nan_to_zero(image32.astype(np.float64) * scale), 255.0)
     pix = np.trunc(np.maximum(test, 0.0)).astype(np.uint8)
     pix[~roi_mask(image32.shape, roi)] = 0
-    spixels, fpixels = image32.shape
+    pix = stacked(pix)
+    spixels, fpixels = pix.shape
     head = "P5\n%d %d\n# pixels scaled by %g\n255\n" % (fpixels, spixels, scale)
     return head.encode("ascii") + pix.tobytes()
 

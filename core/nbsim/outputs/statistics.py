@@ -46,7 +46,7 @@ def _statistics(image32: np.ndarray, rendered: np.ndarray, roi, subpixel_size: f
     if n and values.max() > 0.0:
         k = int(np.argmax(values))  # first maximum in raster order
         max_I = float(values[k])
-        fpixels = image32.shape[1]
+        fpixels = image32.shape[-1]
         idx = int(rendered[k])
         last = oversample - 1
         max_x = subpixel_size * (idx % fpixels * oversample + last) + subpixel_size / 2.0
@@ -60,7 +60,7 @@ def _statistics(image32: np.ndarray, rendered: np.ndarray, roi, subpixel_size: f
     mean = total / max(n, 1)
     rms = math.sqrt(sumsqr / ((n if n > 1 else 2) - 1))
     xmin, xmax, ymin, ymax = roi
-    inside = image32[max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1].astype(np.float64)
+    inside = image32[..., max(ymin, 0): ymax + 1, max(xmin, 0): xmax + 1].astype(np.float64)
     m = inside.size
     inside -= mean
     np.square(inside, out=inside)

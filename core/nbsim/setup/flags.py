@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from nbsim.errors import UsageError
-from nbsim.setup.state import RTD, ScanState
+from nbsim.setup.state import EV_ANGSTROM, RTD, ScanState
 
 # value shapes a flag can take
 NONE = "none"
@@ -132,7 +132,7 @@ def _trace_pixel(state: ScanState, value: tuple[int, int]) -> None:
 def _energy(v: float) -> float:
     if v == 0.0:  # nanoBragg divides by it: an infinite wavelength
         raise UsageError("-energy must not be 0")
-    return (12398.42 / v) / 1.0e10
+    return (EV_ANGSTROM / v) / 1.0e10
 
 
 def _flag(names, shape, topic, help, apply, metavar=""):
@@ -348,3 +348,13 @@ for _f in FLAGS:
 
 #: flags nanoBragg reads and never uses; nbsim warns when they are given
 UNUSED_BY_NANOBRAGG = {"-density", "-MW", "-stolout", "-coherent", "-stol", "-4stol", "-Q"}
+
+#: flags that size and place the detector: a detector file (``--detector``) does that instead
+PLACEMENT_FLAGS = frozenset((
+    "-distance", "-close_distance", "-pixel", "-detpixels", "-detpixels_f", "-detpixels_s", "-detsize", "-detsize_f",
+    "-detsize_s", "-Xbeam", "-Ybeam", "-Xclose", "-Yclose", "-ORGX", "-ORGY", "-pivot", "-fdet_vector",
+    "-sdet_vector", "-odet_vector", "-twotheta_axis", "-pix0_vector", "-twotheta", "-detector_rotx", "-detector_roty",
+    "-detector_rotz", "-curved_det",
+))
+#: flags that describe the sensor, which a detector file may describe instead
+SENSOR_FLAGS = frozenset(("-detector_thick", "-detector_absorb"))

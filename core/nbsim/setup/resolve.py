@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from nbsim.errors import InputError, UsageError
-from nbsim.io import fdump, hkl, matrix, mtz, sourcefile
+from nbsim.io import detector_file, fdump, hkl, matrix, mtz, sourcefile
 from nbsim.io import structure as atomic_model
 from nbsim.model.config import (
     BeamConfig,
@@ -37,12 +37,12 @@ from nbsim.model.config import (
     SourceList,
 )
 from nbsim.model.crystal import Lattice, build_lattice
-from nbsim.model.geometry import corner_resolution, placed_detector
+from nbsim.model.geometry import beam_center, corner_resolution, listed_panel, placed_detector
 from nbsim.physics import rng
 from nbsim.physics.vectors import cross, norm, unitize
-from nbsim.setup.flags import UNUSED_BY_NANOBRAGG
+from nbsim.setup.flags import PLACEMENT_FLAGS, SENSOR_FLAGS, UNUSED_BY_NANOBRAGG
 from nbsim.setup.parser import parse_argv
-from nbsim.setup.state import RTD, ScanState
+from nbsim.setup.state import EV_ANGSTROM, RTD, ScanState
 
 CONVENTION_VECTORS = {
     # beam, fdet, sdet, odet, twotheta axis, polar, spindle
@@ -52,6 +52,8 @@ CONVENTION_VECTORS = {
     "xds": ((0, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 0), (1, 0, 0), (1, 0, 0)),
     "dials": ((0, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 0), (0, 1, 0), (0, 1, 0)),
 }
+#: how far (degrees) a detector file's beam may lie from the command line's: refined beams, not other frames
+MAX_BEAM_DISAGREEMENT_DEG = 5.0
 FORCED_PIVOT = {"adxv": "beam", "mosflm": "beam", "denzo": "beam", "xds": "sample", "dials": "sample"}
 
 #: the flag behind each validated configuration field, for error messages
@@ -68,32 +70,39 @@ class StructureInputs:
     mtz_column: str | None = None  # --mtz-column LABEL
     structure: str | None = None  # --structure FILE: a PDB or mmCIF model
     d_min: float | None = None  # --d-min: resolution limit (Å) of the model's reflections
+    anomalous: bool = False  # --anomalous: the model's f' and f'' at the beam energy
 
     def given(self) -> list[str]:
         return [flag for flag, value in (("--mtz", self.mtz), ("--structure", self.structure)) if value is not None]
 
 
 def config_from_argv(argv: Sequence[str], *, cwd: str | None = None,
-                     structure: StructureInputs = StructureInputs()) -> RunConfig:
+                     structure: StructureInputs = StructureInputs(), detector: str | None = None) -> RunConfig:
     """Parse and resolve a nanoBragg command line (without the program name), with structure
-    factors from ``structure`` where it names a file."""
-    return resolve(parse_argv(argv), argv=tuple(argv), cwd=cwd, structure=structure)
+    factors from ``structure`` where it names a file, and the detector of the geometry file
+    ``detector`` (``--detector``) where given."""
+    return resolve(parse_argv(argv), argv=tuple(argv), cwd=cwd, structure=structure, detector_file=detector)
 
 
 def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None,
-            structure: StructureInputs = StructureInputs()) -> RunConfig:
+            structure: StructureInputs = StructureInputs(), detector_file: str | None = None) -> RunConfig:
     """Apply the set-up rules to the scan state ``st`` (``cwd``: where the structure-factor
-    cache is looked for)."""
+    cache is looked for; ``detector_file``: a geometry file giving the detector's panels)."""
     run = _SetUp(st, cwd or os.getcwd(), structure)
     run.flag_warnings()
+    layout = run.read_detector_file(detector_file) if detector_file else None
     size = run.detector_size()
     flux = run.fluence()
     centres = run.beam_centres(size)
     frame = run.convention(size, centres)
     run.normalise(frame)
+    if layout is not None:
+        run.beam_of_detector_file(frame, layout)
     use_dump = run.inputs_exist()
     sampling = run.sampling()
     detector = run.detector(size, centres, frame, sampling)
+    if layout is not None:
+        detector = run.listed_detector(detector, layout, frame)
     run.read_structure_inputs(detector, frame.beam, flux.beam["wavelength"] * (1.0 - sampling.beam["dispersion"] / 2))
     distance = float(placed_detector(detector, frame.beam).distance)  # for the oversampling rule
     # the interpolation switch reads the command line's cell counts (before -xtalsize and the clamp to 1)
@@ -229,6 +238,54 @@ class _SetUp:
         for flag, reason in self.st.cancelled:
             self.warn(flag, reason)
 
+    def read_detector_file(self, path: str) -> detector_file.DetectorFile:
+        """The panels of a geometry file, which stand for the flags that size and place the
+        detector (those are refused) and for the sensor flags where the file gives a sensor."""
+        st = self.st
+        layout = detector_file.read(path)
+        refused = sorted(PLACEMENT_FLAGS & set(st.typed))
+        if layout.sensor:
+            refused += sorted(SENSOR_FLAGS & set(st.typed))
+        if refused:
+            raise UsageError(f"--detector: {path} places and sizes the detector{' and its sensor' if layout.sensor else ''}; "
+                             f"remove {', '.join(refused)}")
+        sensors = {(p.thickness, p.mu) for p in layout.panels}
+        if len(sensors) > 1:
+            raise InputError(f"--detector: {path}: panels of different sensors (thickness, attenuation): "
+                             "nbsim's panels share one")
+        first = layout.panels[0]
+        # the file stands for the flags: the set-up's rules then run as for the command line's panel
+        st.pixel_size, st.fpixels, st.spixels = first.pixel_size, first.fpixels, first.spixels
+        if layout.sensor:
+            st.detector_thick = first.thickness
+            st.detector_mu = first.mu if first.mu > 0 else -1.0  # nanoBragg's rule: 1/thickness
+        if layout.wavelength is not None and not self.typed("-lambda", "-energy") and st.imgfile is None:
+            st.lambda0 = layout.wavelength
+        return layout
+
+    def beam_of_detector_file(self, f: _Frame, layout: detector_file.DetectorFile) -> None:
+        """The beam the file's panels are placed about, where it gives one: it must be the
+        command line's (convention) beam within a few degrees, and replaces it."""
+        if layout.beam is None:
+            return
+        cos = sum(a * b for a, b in zip(layout.beam, f.beam))
+        if cos < math.cos(math.radians(MAX_BEAM_DISAGREEMENT_DEG)):
+            raise UsageError(
+                f"--detector: {layout.path}'s beam runs along ({', '.join('%g' % x for x in layout.beam)}) in "
+                f"nanoBragg's frame and the command line's ({self.st.convention} convention) along "
+                f"({', '.join('%g' % x for x in f.beam)}), {math.degrees(math.acos(max(-1.0, cos))):.1f} degrees "
+                "apart: choose the convention whose beam the file's frame has (-mosflm for DIALS and CrystFEL files)")
+        f.beam = layout.beam
+
+    def listed_detector(self, d: DetectorConfig, layout: detector_file.DetectorFile, f: _Frame) -> DetectorConfig:
+        """``d`` (sized by the file's first panel) with the file's panels, each with the sensor
+        the set-up resolved, and the beam centre and distance of the first panel for headers."""
+        mu = d.mu if d.thickness > 0 else 0.0  # a thin sensor's -1 (nanoBragg's "not given") is unused
+        panels = tuple(attrs.evolve(p, thickness=d.thickness, mu=mu, thickstep=d.thickstep) for p in layout.panels)
+        g = listed_panel(panels[0], torch.tensor(f.beam, dtype=torch.float64))
+        Xbeam, Ybeam = beam_center(d.convention, float(g.Fbeam), float(g.Sbeam), d.pixel_size, d.detsize_s)
+        return _validated(lambda **changes: attrs.evolve(d, **changes), panels=panels, distance=float(g.distance), Xbeam=Xbeam, Ybeam=Ybeam)
+
     def detector_size(self) -> _Size:
         st = self.st
         pixel = st.pixel_size
@@ -271,7 +328,7 @@ class _SetUp:
             flux = fluence / exposure * beamsize * beamsize
         if not st.lambda0 > 0:
             if max(st.typed.get("-energy", [-1])) > max(st.typed.get("-lambda", [-1])):  # the last of the two set it
-                raise UsageError(f"-energy must be positive, got {12398.42 / (st.lambda0 * 1e10):g}")
+                raise UsageError(f"-energy must be positive, got {EV_ANGSTROM / (st.lambda0 * 1e10):g}")
             raise UsageError(f"-lambda must be positive, got {st.lambda0 * 1e10:g}")
         return _Flux(beam=dict(wavelength=st.lambda0, fluence=fluence, flux=flux, exposure=exposure,
                                beamsize=beamsize), sample=(sample_x, sample_y, sample_z))
@@ -375,6 +432,10 @@ class _SetUp:
             raise UsageError("--mtz-column names a column of the file --mtz gives, and --mtz is not given")
         if self.structure.d_min is not None and self.structure.structure is None:
             raise UsageError("--d-min is the resolution limit of a --structure model, and --structure is not given")
+        if self.structure.anomalous and self.structure.mtz is not None:
+            raise UsageError("--anomalous adds f' and f'' to a --structure model's sums, not to --mtz data")
+        if self.structure.anomalous and self.structure.structure is None:
+            raise UsageError("--anomalous adds f' and f'' to a --structure model's sums, and --structure is not given")
         given = self.structure.given()
         if len(given) > 1:
             raise UsageError(f"{given[0]} and {given[1]} both give structure factors: use one")
@@ -491,7 +552,9 @@ class _SetUp:
             self.external = mtz.read(inputs.mtz, inputs.mtz_column, self.st.default_F)
         elif inputs.structure is not None:
             d_min = inputs.d_min or corner_resolution(detector, beam_direction, shortest_wavelength)
-            self.external = atomic_model.read(inputs.structure, d_min, self.st.default_F)
+            # f' and f'' at the base wavelength (-lambda, -energy), not at each wavelength of the dispersion
+            energy = EV_ANGSTROM / (self.st.lambda0 * 1e10) if inputs.anomalous else None
+            self.external = atomic_model.read(inputs.structure, d_min, self.st.default_F, energy=energy)
         if self.external is not None:
             self.warnings += self.external.notices
 
