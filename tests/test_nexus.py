@@ -13,6 +13,7 @@ import nxmx
 import pytest
 
 from nbsim.io import expt, nexus
+from nbsim.model.geometry import from_mcstas_frame, in_mcstas_frame
 
 #: McStas (x, y, z) from nanoBragg's (x, y, z), written out here independently of the writer
 NANOBRAGG_TO_MCSTAS = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -128,10 +129,11 @@ def test_nxmx_reads_back_the_experiments_geometry_scan_and_counts(tmp_path, pane
 
 
 def test_mcstas_mapping_takes_mosflm_beam_to_plus_z_and_its_spindle_to_minus_x():
-    assert nexus.in_mcstas_frame(MOSFLM_BEAM).tolist() == [0.0, 0.0, 1.0]
-    assert nexus.in_mcstas_frame((0, 0, 1)).tolist() == [-1.0, 0.0, 0.0]
+    assert list(in_mcstas_frame(MOSFLM_BEAM)) == [0.0, 0.0, 1.0]
+    assert list(in_mcstas_frame((0, 0, 1))) == [-1.0, 0.0, 0.0]
     for v in np.random.default_rng(1).normal(size=(5, 3)):
-        assert np.allclose(nexus.in_mcstas_frame(v), NANOBRAGG_TO_MCSTAS @ v, rtol=0, atol=1e-15)
+        assert np.allclose(in_mcstas_frame(v), NANOBRAGG_TO_MCSTAS @ v, rtol=0, atol=1e-15)
+        assert np.allclose(from_mcstas_frame(in_mcstas_frame(v)), v, rtol=0, atol=0)
 
 
 def test_a_still_has_the_one_angle_and_a_negative_oscillation_turns_the_axis(tmp_path):
@@ -167,10 +169,27 @@ def test_storage_is_bitshuffle_lz4_by_frame_and_panel_with_the_photons_beside(tm
         assert "photons" not in f["/entry/data"] and "auxiliary_signals" not in f["/entry/data"].attrs
 
 
+def test_an_experiment_whose_beam_is_not_mcstas_z_is_turned_rigidly_with_it(tmp_path):
+    """An XDS-convention beam (nanoBragg +z): the file's beam is +z, and every angle between
+    beam, spindle and pixels is the experiment's."""
+    turn = rotation((0.0, 1.0, 0.0), math.radians(-90.0))  # nanoBragg +x onto +z: the XDS frame
+    panels = [attrs.evolve(p, origin=list(turn @ p.origin), fast=list(turn @ p.fast), slow=list(turn @ p.slow))
+              for p in tilted_panels()]
+    e = experiment(panels, beam=(0.0, 0.0, 1.0), spindle=(1.0, 0.0, 0.0), osc=math.radians(0.5))
+    with read(tmp_path, nexus.encode(e, counts_for(e, frames=1))) as f:
+        (entry,) = nxmx.NXmx(f).entries
+        (axis,) = nxmx.get_dependency_chain(entry.samples[0].depends_on)
+        spindle = np.asarray(axis.vector)  # McStas, where the beam is +z
+        assert spindle @ (0, 0, 1) == pytest.approx(np.dot(e.spindle, e.beam), abs=1e-12)
+        for module, p in zip(entry.instruments[0].detectors[0].modules, e.panels):
+            corner, fast, _ = (NANOBRAGG_TO_MCSTAS @ v for v in lab_geometry(module))
+            for file_vector, vector in ((corner, p.origin), (fast, np.asarray(p.fast) * p.pixel_size)):
+                assert file_vector[2] == pytest.approx(np.dot(vector, e.beam), abs=1e-12)
+                assert file_vector @ spindle == pytest.approx(np.dot(vector, e.spindle), abs=1e-12)
+                assert np.linalg.norm(file_vector) == pytest.approx(np.linalg.norm(vector), rel=1e-12)
+
+
 def test_what_nxmx_cannot_hold_is_refused():
-    off_axis = experiment(one_panel(), beam=(0.0, 0.0, 1.0))
-    with pytest.raises(ValueError, match=r"McStas \+z"):
-        nexus.encode(off_axis, counts_for(off_axis, frames=1))
     panels = tilted_panels()
     mixed = experiment([*panels[:3], attrs.evolve(panels[3], thickness=1e-3)])
     with pytest.raises(ValueError, match="sensor thickness"):
@@ -179,3 +198,43 @@ def test_what_nxmx_cannot_hold_is_refused():
     for wrong in (counts_for(e, frames=1)[:, :3], counts_for(e, frames=1)[0], counts_for(e, frames=1) * 1.0):
         with pytest.raises(ValueError, match="images of shape"):
             nexus.encode(e, wrong)
+
+
+def test_nbsim_run_writes_every_panel_and_the_experiment_list_agrees(tmp_path, monkeypatch):
+    """--nexus of a four-panel run: nxmx reads the panels --export-expt describes (DIALS' frame is
+    McStas' with x and z reversed), the int image's counts and, with --nexus-float, the float image."""
+    import json
+
+    from click.testing import CliRunner
+
+    from nbsim import config_from_argv
+    from nbsim.model.panels import split_detector
+    from nbsim_cli.app import cli
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["-cell", "61", "72", "83", "88", "97", "101", "-default_F", "10", "-N", "3", "-lambda", "1.2",
+            "-oversample", "1", "-nopgm", "-noprogress", "-phi", "20", "-osc", "1"]
+    split = split_detector(config_from_argv([*argv, "-distance", "110", "-detpixels", "40", "-detector_rotz", "5"]), 2, 2)
+    panels = [{"name": p.name, "origin_mm": [1000 * x for x in p.origin], "fast": list(p.fast), "slow": list(p.slow),
+               "pixel_mm": 1000 * p.pixel_size, "size": [p.fpixels, p.spixels]} for p in split.detector.panels]
+    (tmp_path / "tiles.json").write_text(json.dumps({"nbsim_panels": 1, "panels": panels}))
+    result = CliRunner().invoke(cli, ["run", *argv, "--detector", "tiles.json", "-intfile", "int.img",
+                                      "-floatfile", "float.bin", "--nexus", "run.nxs", "--nexus-float",
+                                      "--export-expt", "run.expt"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    listed = json.loads((tmp_path / "run.expt").read_text())["detector"][0]["panels"]
+    dials_to_mcstas = np.diag([-1.0, 1.0, -1.0])
+    int_image = np.fromfile("int.img", dtype=np.uint16)[-4 * 20 * 20:].reshape(4, 20, 20)
+    with h5py.File("run.nxs", "r") as f:
+        (entry,) = nxmx.NXmx(f).entries
+        modules = entry.instruments[0].detectors[0].modules
+        assert len(modules) == 4
+        for module, p in zip(modules, listed):
+            corner, fast, slow = (NANOBRAGG_TO_MCSTAS @ v for v in lab_geometry(module))
+            assert close(corner * 1000, dials_to_mcstas @ p["origin"])
+            assert close(fast / np.linalg.norm(fast), dials_to_mcstas @ p["fast_axis"])
+            assert close(slow / np.linalg.norm(slow), dials_to_mcstas @ p["slow_axis"])
+        assert np.array_equal(f["/entry/data/data"][0], int_image)
+        assert np.array_equal(f["/entry/data/photons"][0], np.fromfile("float.bin", dtype=np.float32).reshape(4, 20, 20))
+    alone = CliRunner().invoke(cli, ["run", *argv, "-distance", "100", "--nexus-float"], catch_exceptions=False)
+    assert alone.exit_code == 2 and "--nexus-float chooses what --nexus holds" in alone.stderr

@@ -166,6 +166,11 @@ def _make_run_command() -> click.Command:
                      help="also write the int image as a Pilatus-style miniCBF (byte-offset compressed), "
                           "the header DIALS and XDS read"),
         click.Option(["--cbf-noise"], is_flag=True, help="the CBF holds the noise image instead of the int image"),
+        click.Option(["--nexus"], default=None, metavar="FILE",
+                     help="also write an NXmx (NeXus/HDF5) file of the int image, every panel, bitshuffle/LZ4 "
+                          "compressed: the layout DIALS reads"),
+        click.Option(["--nexus-noise"], is_flag=True, help="the NeXus file holds the noise image instead of the int image"),
+        click.Option(["--nexus-float"], is_flag=True, help="the NeXus file holds the float image too (/entry/data/photons)"),
         click.Option(["--png"], default=None, metavar="FILE",
                      help="also draw the float image as a PNG picture (every panel, laid out)"),
         click.Option(["--png-scaling"], type=click.Choice(["log", "adxv"]), default="log", show_default=True,
@@ -180,7 +185,7 @@ def _make_run_command() -> click.Command:
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
                  provenance, engine, verbose, mtz, mtz_column, structure, d_min, anomalous, cbf, cbf_noise, png,
-                 png_scaling, export_expt, write_hkl, detector, flags,
+                 png_scaling, export_expt, write_hkl, detector, nexus, nexus_noise, nexus_float, flags,
                  **plugin_values):
         from nbsim.runner import RunOptions, run
         from nbsim.setup import StructureInputs
@@ -197,7 +202,8 @@ def _make_run_command() -> click.Command:
                 structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min,
                                           anomalous=anomalous),
                 write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise, png=png, png_scaling=png_scaling,
-                export_expt=export_expt, detector=detector,
+                export_expt=export_expt, detector=detector, nexus=nexus, nexus_noise=nexus_noise,
+                nexus_float=nexus_float,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

@@ -27,7 +27,7 @@ from nbsim.engines import choice as engines
 from nbsim.engines.choice import EngineError
 from nbsim.engines.pipeline import render
 from nbsim.errors import UsageError
-from nbsim.io import atomic, cbf, expt, fdump, hkl
+from nbsim.io import atomic, cbf, expt, fdump, hkl, nexus
 from nbsim.model.build import build_model
 from nbsim.model.config import RunConfig
 from nbsim.outputs import image_files as outputs
@@ -61,6 +61,9 @@ class RunOptions:
     png: str | None = None  # --png FILE: a picture of the float image
     png_scaling: str = "log"  # nbsim.outputs.picture.SCALINGS
     export_expt: str | None = None  # --export-expt FILE: the simulated experiment as a DIALS experiment list
+    nexus: str | None = None  # --nexus FILE: an NXmx file of the int image (of the noise image with nexus_noise)
+    nexus_noise: bool = False
+    nexus_float: bool = False  # --nexus-float: the float image beside the counts
     detector: str | None = None  # --detector FILE: the panels of a geometry file (nbsim.io.detector_file)
 
 
@@ -100,6 +103,7 @@ def run(
              f"{config.detector.n_panels * config.detector.spixels} pixels), whose headers describe the first panel "
              "only; --export-expt describes every panel")
     _check_cbf(config, options)
+    _check_nexus(config, options)
     if options.write_hkl and config.crystal.structure_factors is None:
         raise UsageError("--write-hkl: there are no structure factors to write (only -default_F); "
                          "give -hkl, --mtz or --structure")
@@ -182,8 +186,17 @@ def run(
         if d.curved:
             warn("--export-expt: a DIALS experiment list describes flat panels; the curved detector is written "
                  "as the flat panel it bends")
-        experiment = simulated_experiment(config, model, image=options.cbf or o.intfile)
+        experiment = simulated_experiment(config, model, image=options.cbf or options.nexus or o.intfile)
         files.append(atomic.Output(options.export_expt, expt.encode(experiment), "--export-expt"))
+    if options.nexus:
+        frame = (1, d.n_panels, d.spixels, d.fpixels)  # one frame of every panel
+        counts = (pixels if options.nexus_noise else int_image).reshape(frame)
+        try:
+            data = nexus.encode(simulated_experiment(config, model, image=options.nexus), counts,
+                                photons=image32.reshape(frame) if options.nexus_float else None)
+        except ValueError as exc:
+            raise UsageError(f"--nexus: {exc}") from None
+        files.append(atomic.Output(options.nexus, data, "--nexus"))
     if options.png:
         linear = pgm_scale if pgm_scale is not None else outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
         files.append(atomic.Output(options.png, picture.png_bytes(image32, options.png_scaling, linear), "--png"))
@@ -218,6 +231,7 @@ def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, st
     targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
     targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []
     targets += [(options.export_expt, "--export-expt")] if options.export_expt else []
+    targets += [(options.nexus, "--nexus")] if options.nexus else []
     targets += [(options.png, "--png")] if options.png else []
     targets += [(options.cbf, "--cbf")] if options.cbf else []
     targets += [(options.provenance, "--provenance")] if options.provenance else []
@@ -234,6 +248,14 @@ def _check_cbf(config: RunConfig, options: RunOptions) -> None:
                          "nothing is written (one file per panel is not supported)")
     if options.cbf_noise and config.output.noisefile is None:
         raise UsageError("--cbf-noise: the noise image is not made (-nonoise); remove -nonoise or --cbf-noise")
+
+
+def _check_nexus(config: RunConfig, options: RunOptions) -> None:
+    for flag, given in (("--nexus-noise", options.nexus_noise), ("--nexus-float", options.nexus_float)):
+        if given and not options.nexus:
+            raise UsageError(f"{flag} chooses what --nexus holds, and --nexus is not given")
+    if options.nexus_noise and config.output.noisefile is None:
+        raise UsageError("--nexus-noise: the noise image is not made (-nonoise); remove -nonoise or --nexus-noise")
 
 
 def _traced_pixels(config: RunConfig) -> list[tuple[int, int]] | None:

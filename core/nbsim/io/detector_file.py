@@ -114,8 +114,12 @@ def _unit(v, where: str) -> Vec3:
 
 def checked(file: DetectorFile) -> DetectorFile:
     """``file`` if nbsim can render its panels: one pixel count for all, none of zero size, and
-    no two where one covers the other (as seen from the sample)."""
+    no two where one covers the other (as seen from the sample); each panel's normal turned
+    away from the sample (formats give fast and slow axes, whose cross product may face it)."""
     where = f"{FLAG}: {file.path}"
+    file = attrs.evolve(file, panels=tuple(
+        attrs.evolve(p, normal=[-x for x in p.normal]) if np.dot(p.origin, p.normal) < 0 else p
+        for p in file.panels))
     first = file.panels[0]
 
     def label(p: PanelConfig) -> str:

@@ -1,7 +1,7 @@
 """NeXus/HDF5 images in the NXmx application definition (written with h5py), the layout DIALS reads.
 
 NeXus places everything in the McStas frame: +z along the beam, +y up; it is DIALS' frame with x
-and z negated, so nanoBragg's (x, y, z) is McStas' (-z, y, x) (:func:`in_mcstas_frame`, a proper
+and z negated, so nanoBragg's (x, y, z) is McStas' (-z, y, x) (:func:`nbsim.model.geometry.in_mcstas_frame`, a proper
 rotation: MOSFLM's beam +x becomes +z and its spindle +z becomes -x, and rotation senses carry
 over).  Each panel is one NXdetector_module whose pixel directions carry its placement; the
 goniometer is the one rotation axis, the spindle (``specs/outputs.md``).
@@ -16,17 +16,30 @@ import uuid
 import numpy as np
 
 from nbsim.io import expt
-from nbsim.model.geometry import in_dials_frame
+from nbsim.model.geometry import in_mcstas_frame
 
 #: the root of every module's chain: a zero translation, so that the detector frame is the laboratory's
 DETECTOR_AXIS = "/entry/instrument/detector/transformations/detector_z"
 SCAN_AXIS = "/entry/sample/transformations/phi"
 
 
-def in_mcstas_frame(v) -> np.ndarray:
-    """A vector of nanoBragg's frame in the NeXus (McStas) frame: DIALS' with x and z negated."""
-    x, y, z = in_dials_frame(list(v))
-    return np.array([-x, y, -z], dtype=float)
+def _mcstas(v) -> np.ndarray:
+    """A vector of nanoBragg's frame in the NeXus (McStas) frame, as an array."""
+    return np.array(in_mcstas_frame(list(v)), dtype=float)
+
+
+def onto_beam_axis(beam) -> np.ndarray:
+    """The smallest rotation taking the unit vector ``beam`` (McStas frame) onto +z, where NXmx
+    has the beam: the identity for nanoBragg's MOSFLM-like beams, a rigid turn of the whole
+    experiment (which changes no image) for the others."""
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(beam, z)
+    sin, cos = np.linalg.norm(axis), float(np.dot(beam, z))
+    if sin < 1e-15:
+        return np.eye(3) if cos > 0 else np.diag([-1.0, 1.0, -1.0])  # along -z: half a turn about y
+    k = axis / sin
+    K = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + sin * K + (1.0 - cos) * (K @ K)
 
 
 def _strings(group, **fields) -> None:
@@ -53,7 +66,8 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
            saturation: int = 65535, created: str | None = None) -> bytes:
     """An NXmx file of the images ``counts`` (frames, panels, slow, fast), frame i covering
     phi0 + i osc .. phi0 + (i + 1) osc; ``photons``, the float images, go to ``/entry/data/photons``.
-    Returned as the file's bytes.  ValueError: what NXmx cannot express."""
+    Returned as the file's bytes.  A beam that is not nanoBragg's +x (McStas +z) turns the
+    whole experiment with it (:func:`onto_beam_axis`).  ValueError: what NXmx cannot express."""
     import h5py  # imported here: only runs that write NeXus pay for them
     import hdf5plugin
 
@@ -64,9 +78,11 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
         raise ValueError(f"NeXus: {counts.dtype} images of shape {counts.shape} for {len(e.panels)} panels of "
                          f"{sorted(planes)} (slow, fast) pixels")
     frames, n_panels, spixels, fpixels = counts.shape
-    beam = in_mcstas_frame(e.beam) / np.linalg.norm(e.beam)
-    if np.abs(beam - (0.0, 0.0, 1.0)).max() > 1e-9:
-        raise ValueError(f"NeXus: NXmx has the beam along McStas +z; this beam is {beam.tolist()} there")
+    turn = onto_beam_axis(_mcstas(e.beam) / np.linalg.norm(e.beam))
+
+    def lab(v) -> np.ndarray:
+        return turn @ _mcstas(v)
+
     if len({p.thickness for p in e.panels}) > 1:
         raise ValueError("NeXus: NXmx gives one sensor thickness per detector; the panels differ")
     if counts.min() >= 0 and counts.max() <= 65535:
@@ -115,8 +131,8 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
             module["data_size"] = np.array([spixels, fpixels] if one_panel else [1, spixels, fpixels], dtype=np.int64)
             # a pixel direction's value is the pixel size; its offset is pixel (0, 0)'s outer corner
             for name, direction in (("fast_pixel_direction", p.fast), ("slow_pixel_direction", p.slow)):
-                _axis(module, name, float(p.pixel_size), kind="translation", vector=in_mcstas_frame(direction),
-                      units="m", depends_on=DETECTOR_AXIS, offset=in_mcstas_frame(p.origin))
+                _axis(module, name, float(p.pixel_size), kind="translation", vector=lab(direction),
+                      units="m", depends_on=DETECTOR_AXIS, offset=lab(p.origin))
 
         sample = _group(entry, "sample", "NXsample")
         _strings(sample, name="simulated crystal", depends_on=SCAN_AXIS)
@@ -125,7 +141,7 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
         start, step = sense * math.degrees(e.phi0), sense * math.degrees(e.osc)
         angles = start + step * np.arange(frames)
         goniometer = _group(sample, "transformations", "NXtransformations")
-        _axis(goniometer, "phi", angles, kind="rotation", vector=sense * in_mcstas_frame(e.spindle), units="deg",
+        _axis(goniometer, "phi", angles, kind="rotation", vector=sense * lab(e.spindle), units="deg",
               depends_on=".")
         goniometer.create_dataset("phi_end", data=angles + step).attrs["units"] = "deg"
         goniometer.create_dataset("phi_increment_set", data=step).attrs["units"] = "deg"
