@@ -1,4 +1,4 @@
-"""Write the example input files `P1.hkl` and `A.mat` next to this script.
+"""Write the example input files `P1.hkl`, `A.mat` and `model.pdb` next to this script.
 
     .venv/bin/python examples/make_inputs.py [DIRECTORY]    (default: examples/)
 
@@ -23,7 +23,13 @@ gamma = 95°, the cell of the README's example:
   it forces the lengths and volume it prints "Unit Cell: 70 80 90 75.0391 85.0136 95.0081";
   nbsim reproduces that. With this matrix it prints the cell above.)
 
-Run again, the script rewrites both files byte for byte (tests/test_docs.py checks this).
+* `model.pdb`: an atomic model for `--structure` (written with gemmi): 400 atoms, carbon,
+  nitrogen and oxygen in the proportions of a protein plus four selenium atoms (for
+  `--anomalous`), in space group P 21 21 21 with a = 40, b = 50, c = 60 Å, B factors of 20 Å^2
+  (selenium 15), at fractional positions from the same Weyl sequence. It is no real protein:
+  the amplitudes fall off and vary like a real one's, which is what a simulation needs.
+
+Run again, the script rewrites the three files byte for byte (tests/test_docs.py checks this).
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ RESOLUTION = 6.0  # Å, the highest resolution listed in P1.hkl
 ATOMS = 40
 ATOM_SCATTERING = 6.0  # electrons, a carbon atom at low angle
 B_FACTOR = 20.0  # Å^2
+
+MODEL_CELL = (40.0, 50.0, 60.0, 90.0, 90.0, 90.0)
+MODEL_SPACE_GROUP = "P 21 21 21"
+MODEL_ELEMENTS = "CCCNOCCCNCOCCNCCOCCN"  # about 63% C, 17% N, 20% O, as in proteins (hydrogens left out)
+MODEL_ATOMS = 400
+SELENIUM_EVERY = 100  # one atom in a hundred is a selenium (a selenomethionine's)
 
 HERE = Path(__file__).resolve().parent
 
@@ -120,6 +132,32 @@ def write_mat(path, reciprocal, rotation):
     path.write_text("".join(lines))
 
 
+def write_model(path):
+    import gemmi  # the structure writer; only this file needs it
+
+    st = gemmi.Structure()
+    st.cell = gemmi.UnitCell(*MODEL_CELL)
+    st.spacegroup_hm = MODEL_SPACE_GROUP
+    model, chain = gemmi.Model("1"), gemmi.Chain("A")
+    for i, fractional in enumerate(atom_positions(MODEL_ATOMS)):
+        if i % 10 == 0:  # ten atoms to a residue, as a reader expects residues
+            residue = gemmi.Residue()
+            residue.name, residue.seqid = "UNL", gemmi.SeqId(i // 10 + 1, " ")
+        selenium = i % SELENIUM_EVERY == SELENIUM_EVERY - 1
+        atom = gemmi.Atom()
+        atom.element = gemmi.Element("Se" if selenium else MODEL_ELEMENTS[i % len(MODEL_ELEMENTS)])
+        atom.name = atom.element.name.upper()
+        atom.pos = st.cell.orthogonalize(gemmi.Fractional(*fractional))
+        atom.occ, atom.b_iso = 1.0, 15.0 if selenium else B_FACTOR
+        residue.add_atom(atom)
+        if i % 10 == 9:
+            chain.add_residue(residue)
+    model.add_chain(chain)
+    st.add_model(model)
+    st.setup_entities()
+    path.write_text(st.make_pdb_string(gemmi.PdbWriteOptions(minimal=True)))
+
+
 def main(directory=HERE):
     directory = Path(directory)
     reciprocal = reciprocal_standard_setting(CELL)
@@ -127,7 +165,8 @@ def main(directory=HERE):
     hkl, amplitudes = structure_factors(reciprocal, RESOLUTION)
     write_hkl(directory / "P1.hkl", hkl, amplitudes)
     write_mat(directory / "A.mat", reciprocal, rotation)
-    print(f"wrote {directory / 'P1.hkl'} ({len(hkl)} reflections) and {directory / 'A.mat'}")
+    write_model(directory / "model.pdb")
+    print(f"wrote {directory / 'P1.hkl'} ({len(hkl)} reflections), {directory / 'A.mat'} and {directory / 'model.pdb'}")
 
 
 if __name__ == "__main__":

@@ -234,11 +234,11 @@ def test_refinement_script_is_the_documented_example() -> None:
 
 
 def test_example_inputs_are_what_their_script_makes(tmp_path: Path) -> None:
-    """examples/make_inputs.py, run again, writes the shipped P1.hkl and A.mat byte for byte."""
+    """examples/make_inputs.py, run again, writes the shipped P1.hkl, A.mat and model.pdb byte for byte."""
     script = REPO / "examples" / "make_inputs.py"
     spec = importlib.util.spec_from_file_location("make_inputs", script)
     make_inputs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_inputs)
     make_inputs.main(tmp_path)
-    for name in ("P1.hkl", "A.mat"):
+    for name in ("P1.hkl", "A.mat", "model.pdb"):
         assert (tmp_path / name).read_bytes() == (REPO / "examples" / name).read_bytes(), name
