@@ -214,7 +214,8 @@ def test_nbsim_run_writes_every_panel_and_the_experiment_list_agrees(tmp_path, m
     monkeypatch.chdir(tmp_path)
     argv = ["-cell", "61", "72", "83", "88", "97", "101", "-default_F", "10", "-N", "3", "-lambda", "1.2",
             "-oversample", "1", "-nopgm", "-noprogress", "-phi", "20", "-osc", "1"]
-    split = split_detector(config_from_argv([*argv, "-distance", "110", "-detpixels", "40", "-detector_rotz", "5"]), 2, 2)
+    whole = config_from_argv([*argv, "-distance", "110", "-detpixels", "40", "-detector_rotz", "5"])
+    split = split_detector(whole, 2, 2)
     panels = [{"name": p.name, "origin_mm": [1000 * x for x in p.origin], "fast": list(p.fast), "slow": list(p.slow),
                "pixel_mm": 1000 * p.pixel_size, "size": [p.fpixels, p.spixels]} for p in split.detector.panels]
     (tmp_path / "tiles.json").write_text(json.dumps({"nbsim_panels": 1, "panels": panels}))
@@ -235,6 +236,7 @@ def test_nbsim_run_writes_every_panel_and_the_experiment_list_agrees(tmp_path, m
             assert close(fast / np.linalg.norm(fast), dials_to_mcstas @ p["fast_axis"])
             assert close(slow / np.linalg.norm(slow), dials_to_mcstas @ p["slow_axis"])
         assert np.array_equal(f["/entry/data/data"][0], int_image)
-        assert np.array_equal(f["/entry/data/photons"][0], np.fromfile("float.bin", dtype=np.float32).reshape(4, 20, 20))
+        float_image = np.fromfile("float.bin", dtype=np.float32).reshape(4, 20, 20)
+        assert np.array_equal(f["/entry/data/photons"][0], float_image)
     alone = CliRunner().invoke(cli, ["run", *argv, "-distance", "100", "--nexus-float"], catch_exceptions=False)
     assert alone.exit_code == 2 and "--nexus-float chooses what --nexus holds" in alone.stderr

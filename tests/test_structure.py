@@ -9,7 +9,6 @@ import math
 import gemmi
 import numpy as np
 import pytest
-
 from click.testing import CliRunner
 
 from hkl_round_trip import assert_same_image_through_hkl

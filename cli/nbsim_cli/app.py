@@ -169,8 +169,10 @@ def _make_run_command() -> click.Command:
         click.Option(["--nexus"], default=None, metavar="FILE",
                      help="also write an NXmx (NeXus/HDF5) file of the int image, every panel, bitshuffle/LZ4 "
                           "compressed: the layout DIALS reads"),
-        click.Option(["--nexus-noise"], is_flag=True, help="the NeXus file holds the noise image instead of the int image"),
-        click.Option(["--nexus-float"], is_flag=True, help="the NeXus file holds the float image too (/entry/data/photons)"),
+        click.Option(["--nexus-noise"], is_flag=True,
+                     help="the NeXus file holds the noise image instead of the int image"),
+        click.Option(["--nexus-float"], is_flag=True,
+                     help="the NeXus file holds the float image too (/entry/data/photons)"),
         click.Option(["--png"], default=None, metavar="FILE",
                      help="also draw the float image as a PNG picture (every panel, laid out)"),
         click.Option(["--png-scaling"], type=click.Choice(["log", "adxv"]), default="log", show_default=True,

@@ -236,7 +236,8 @@ def _beam_spot(d: DetectorConfig, center: Tensor, pixel_size: Tensor) -> tuple[T
     return X, Y
 
 
-def beam_center(convention: str, Fbeam: float, Sbeam: float, pixel_size: float, detsize_s: float) -> tuple[float, float]:
+def beam_center(convention: str, Fbeam: float, Sbeam: float, pixel_size: float,
+                detsize_s: float) -> tuple[float, float]:
     """The convention's beam centre (Xbeam, Ybeam) of the beam spot (Fbeam, Sbeam): the inverse
     of :func:`_beam_spot`, for a panel placed by its vectors (a detector file's)."""
     if convention == "mosflm":

@@ -52,7 +52,7 @@ CONVENTION_VECTORS = {
     "xds": ((0, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 0), (1, 0, 0), (1, 0, 0)),
     "dials": ((0, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 0), (0, 1, 0), (0, 1, 0)),
 }
-#: how far (degrees) a detector file's beam may lie from the command line's: refined beams, not other frames
+#: how far (degrees) a detector file's beam may lie from the command line's (refined beams, not other frames)
 MAX_BEAM_DISAGREEMENT_DEG = 5.0
 FORCED_PIVOT = {"adxv": "beam", "mosflm": "beam", "denzo": "beam", "xds": "sample", "dials": "sample"}
 
@@ -247,8 +247,8 @@ class _SetUp:
         if layout.sensor:
             refused += sorted(SENSOR_FLAGS & set(st.typed))
         if refused:
-            raise UsageError(f"--detector: {path} places and sizes the detector{' and its sensor' if layout.sensor else ''}; "
-                             f"remove {', '.join(refused)}")
+            what = "the detector and its sensor" if layout.sensor else "the detector"
+            raise UsageError(f"--detector: {path} places and sizes {what}; remove {', '.join(refused)}")
         sensors = {(p.thickness, p.mu) for p in layout.panels}
         if len(sensors) > 1:
             raise InputError(f"--detector: {path}: panels of different sensors (thickness, attenuation): "
@@ -284,7 +284,8 @@ class _SetUp:
         panels = tuple(attrs.evolve(p, thickness=d.thickness, mu=mu, thickstep=d.thickstep) for p in layout.panels)
         g = listed_panel(panels[0], torch.tensor(f.beam, dtype=torch.float64))
         Xbeam, Ybeam = beam_center(d.convention, float(g.Fbeam), float(g.Sbeam), d.pixel_size, d.detsize_s)
-        return _validated(lambda **changes: attrs.evolve(d, **changes), panels=panels, distance=float(g.distance), Xbeam=Xbeam, Ybeam=Ybeam)
+        return _validated(lambda **changes: attrs.evolve(d, **changes), panels=panels, distance=float(g.distance),
+                          Xbeam=Xbeam, Ybeam=Ybeam)
 
     def detector_size(self) -> _Size:
         st = self.st
