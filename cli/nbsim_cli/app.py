@@ -127,22 +127,9 @@ def _memory(max_memory: str | None) -> int | None:
     return parse_size(max_memory) if max_memory else None
 
 
-def _make_run_command() -> click.Command:
-    from nbsim.engines.choice import ENGINE_NAMES
-    from nbsim.outputs.noise import METHODS as NOISE_METHODS
-
-    plugin_opts, system = _plugin_options()
-    params = [
-        click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
-        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
-                     help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
-        click.Option(["--provenance"], default=None, metavar="FILE",
-                     help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
-        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True,
-                     help="render engine: tensor (torch, eager), compiled (torch.compile), numba (compiled CPU "
-                          "loop, built-in physics without gradients); auto picks the fastest that applies; "
-                          "one that cannot render the job is an error saying why"),
-        click.Option(["--verbose"], is_flag=True, help="say on stderr which engine renders, and why"),
+def _input_options() -> list:
+    """The nbsim options that read what nanoBragg cannot (structures, MTZ, geometry files)."""
+    return [
         click.Option(["--mtz"], default=None, metavar="FILE",
                      help="structure factors from a merged MTZ file (read with gemmi), expanded to P1 with "
                           "Friedel mates; its cell is used when neither -cell nor -mat is given"),
@@ -162,6 +149,35 @@ def _make_run_command() -> click.Command:
                      help="the detector's panels from a geometry file: a DIALS experiment list (.expt), a CrystFEL "
                           ".geom file or an nbsim panel list (JSON); replaces the flags that size and place the "
                           "detector"),
+    ]
+
+
+def _inputs(values: dict) -> dict:
+    """The RunOptions fields of :func:`_input_options`, taken out of a callback's ``values``."""
+    from nbsim.setup import StructureInputs
+
+    structure = StructureInputs(**{name: values.pop(name) for name in ("mtz", "mtz_column", "structure", "d_min",
+                                                                         "anomalous")})
+    return {"structure": structure, "detector": values.pop("detector")}
+
+
+def _make_run_command() -> click.Command:
+    from nbsim.engines.choice import ENGINE_NAMES
+    from nbsim.outputs.noise import METHODS as NOISE_METHODS
+
+    plugin_opts, system = _plugin_options()
+    params = [
+        click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
+        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
+                     help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
+        click.Option(["--provenance"], default=None, metavar="FILE",
+                     help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
+        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True,
+                     help="render engine: tensor (torch, eager), compiled (torch.compile), numba (compiled CPU "
+                          "loop, built-in physics without gradients); auto picks the fastest that applies; "
+                          "one that cannot render the job is an error saying why"),
+        click.Option(["--verbose"], is_flag=True, help="say on stderr which engine renders, and why"),
+        *_input_options(),
         click.Option(["--cbf"], default=None, metavar="FILE",
                      help="also write the int image as a Pilatus-style miniCBF (byte-offset compressed), "
                           "the header DIALS and XDS read"),
@@ -186,13 +202,12 @@ def _make_run_command() -> click.Command:
     ]
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
-                 provenance, engine, verbose, mtz, mtz_column, structure, d_min, anomalous, cbf, cbf_noise, png,
-                 png_scaling, export_expt, write_hkl, detector, nexus, nexus_noise, nexus_float, flags,
-                 **plugin_values):
+                 provenance, engine, verbose, cbf, cbf_noise, png, png_scaling, export_expt, write_hkl, nexus,
+                 nexus_noise, nexus_float, flags, **plugin_values):
         from nbsim.runner import RunOptions, run
-        from nbsim.setup import StructureInputs
 
         try:
+            inputs = _inputs(plugin_values)
             argv = (EXAMPLE_ARGV if example else ()) + tuple(flags)
             if not argv:
                 raise UsageError("no nanoBragg flags given (try 'nbsim run --example' or 'nbsim run --help')")
@@ -200,12 +215,9 @@ def _make_run_command() -> click.Command:
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, provenance=provenance, noise_rng=noise_rng,
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
-                image_stage=_stage_names(image_stage), engine=engine, verbose=verbose,
-                structure=StructureInputs(mtz=mtz, mtz_column=mtz_column, structure=structure, d_min=d_min,
-                                          anomalous=anomalous),
+                image_stage=_stage_names(image_stage), engine=engine, verbose=verbose, **inputs,
                 write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise, png=png, png_scaling=png_scaling,
-                export_expt=export_expt, detector=detector, nexus=nexus, nexus_noise=nexus_noise,
-                nexus_float=nexus_float,
+                export_expt=export_expt, nexus=nexus, nexus_noise=nexus_noise, nexus_float=nexus_float,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:
@@ -218,6 +230,109 @@ def _make_run_command() -> click.Command:
         short_help=_SHORT_HELP["run"],
         epilog=" ",
     )
+
+
+def _make_dataset_command(kind: str) -> click.Command:
+    """``nbsim series`` (a rotation series) or ``nbsim stills`` (random orientations)."""
+    from nbsim.datasets.run import FORMATS
+    from nbsim.engines.choice import ENGINE_NAMES
+    from nbsim.outputs.noise import METHODS as NOISE_METHODS
+
+    plugin_opts, system = _plugin_options()
+    count = (click.Option(["--frames"], type=click.IntRange(1), required=True, metavar="N",
+                          help="frames: frame i is phi0 + i*osc over osc, each with the command line's -phisteps")
+             if kind == "series" else
+             click.Option(["--count"], type=click.IntRange(1), required=True, metavar="N",
+                          help="stills, each in a random orientation (uniform over rotations)"))
+    jitters = [] if kind == "series" else [
+        click.Option(["--energy-jitter"], type=click.FloatRange(0), default=0.0, metavar="FRACTION",
+                     help="relative rms spread of each still's photon energy (Gaussian; needs -oversample)"),
+        click.Option(["--size-jitter"], type=click.FloatRange(0), default=0.0, metavar="FRACTION",
+                     help="relative rms spread of each still's cell counts Na, Nb, Nc (Gaussian, whole cells; "
+                          "needs -oversample)"),
+    ]
+    params = [
+        count,
+        click.Option(["--seed"], type=int, default=0, show_default=True,
+                     help="the dataset's seed: image k's random draws (orientation, noise, mosaic domains) come "
+                          "from (seed, k), so that any image can be made again alone"),
+        *jitters,
+        click.Option(["--template"], required=True, metavar="NAME_#####.EXT",
+                     help="numbered image files ('#' for the number, from 1): "
+                          + ", ".join(f"{ext} {what}" for ext, what in FORMATS.items())),
+        click.Option(["--manifest"], default=None, metavar="FILE",
+                     help="the manifest, JSON lines (default: the template's name + .manifest.jsonl)"),
+        click.Option(["--export-expt"], default=None, metavar="FILE",
+                     help="the dataset's ground truth as a DIALS experiment list"),
+        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True),
+        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True),
+        *_input_options(),
+        *_common_options(plugin_opts),
+    ]
+
+    def callback(phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, engine, noise_rng,
+                 seed, template, manifest, export_expt, flags, **values):
+        from nbsim.datasets import plan_from_argv
+        from nbsim.datasets.run import Outputs, run_dataset
+        from nbsim.runner import RunOptions
+
+        try:
+            inputs = _inputs(values)
+            size = {"frames": values.pop("frames")} if kind == "series" else {
+                "count": values.pop("count"), "energy_jitter": values.pop("energy_jitter"),
+                "size_jitter": values.pop("size_jitter")}
+            argv = tuple(flags)
+            if not argv:
+                raise UsageError(f"no nanoBragg flags given (see 'nbsim {kind} --help')")
+            options = RunOptions(
+                phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
+                lattice=lattice, polarization=polarization, noise_rng=noise_rng, engine=engine,
+                plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), values),
+                image_stage=_stage_names(image_stage), **inputs)
+            plan = plan_from_argv(kind, argv, options, seed=seed, warn=_warn, **size)
+            run_dataset(plan, options, Outputs(template=template, manifest=manifest, export_expt=export_expt),
+                        progress=_image_progress(argv, plan.count), tell=_tell)
+        except NbsimError as exc:
+            _fail(exc)
+
+    return RunCommand(
+        kind, params=params, callback=callback,
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
+        help=_DATASET_HELP[kind], short_help=_SHORT_HELP[kind], epilog=" ",
+    )
+
+
+_DATASET_HELP = {
+    "series": "Render a rotation series: frame i is the image of phi0 + i*osc over osc, identical to "
+              "'nbsim run' with that -phi (and the frame's noise seed, in the manifest).",
+    "stills": "Render stills in random orientations: still k is drawn from (--seed, k), and 'nbsim run' with "
+              "the flags its manifest line gives renders it alone.",
+}
+
+
+def _warn(text: str) -> None:
+    click.echo(f"nbsim: warning: {text}", err=True)
+
+
+def _tell(text: str) -> None:
+    click.echo(f"nbsim: {text}", err=True)
+
+
+def _image_progress(argv, total: int):
+    """A bar counting images (tqdm: rate and time left), where the console shows progress."""
+    if _progress_bar(argv) is None:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+
+    def show(done: int, count: int) -> None:
+        bar.total = count
+        bar.update(done - bar.n)
+        if done >= count:
+            bar.close()
+
+    return show
 
 
 def _make_refine_command() -> click.Command:
@@ -395,8 +510,12 @@ _SHORT_HELP = {
     "plugins": "list installed plugins",
     "refine": "refine model parameters against an image",
     "run": "render an image from nanoBragg flags",
+    "series": "render a rotation series of frames",
+    "stills": "render stills in random orientations",
 }
-_FACTORIES = {"plugins": _make_plugins_command, "refine": _make_refine_command, "run": _make_run_command}
+_FACTORIES = {"plugins": _make_plugins_command, "refine": _make_refine_command, "run": _make_run_command,
+              "series": functools.partial(_make_dataset_command, "series"),
+              "stills": functools.partial(_make_dataset_command, "stills")}
 
 
 @functools.cache

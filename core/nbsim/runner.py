@@ -162,13 +162,7 @@ def run(
     files.append(atomic.Output(o.floatfile, image32.tobytes(), "-floatfile"))
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = model.geometry
-    header = outputs.smv_header_items(
-        fpixels=d.fpixels, spixels=d.n_panels * d.spixels, pixel_size=d.pixel_size, distance=float(g.distance),
-        wavelength=config.beam.wavelength, Xbeam=d.Xbeam, Ybeam=d.Ybeam, Fbeam=float(g.Fbeam),
-        Sbeam=float(g.Sbeam), detsize_s=d.detsize_s, dials_origin=g.dials_origin.tolist(),
-        ORGX=float(g.ORGX), ORGY=float(g.ORGY), close_distance=float(g.close_distance),
-        phi0=config.sampling.phi0, osc=config.sampling.osc, twotheta=d.twotheta,
-    )
+    header = outputs.smv_header(config, g)
     int_image = outputs.int_pixels(image32, d.roi, scale, o.adc_offset)
     files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, outputs.stacked(int_image)), "-intfile"))
     pgm_scale = None

@@ -58,6 +58,8 @@ class Experiment:
     osc: float  # 0: a still (no goniometer, no scan; the crystal at phi0)
     exposure: float
     image: str  # the image file the experiment refers to
+    frames: int = 1  # images of a rotation sweep, frame i from phi0 + i osc (the first numbered 1)
+    template: str | None = None  # their file names, '#' for the number (DIALS' ImageSequence)
     trusted_max: float = 65535.0
 
 
@@ -80,51 +82,80 @@ def _panel(p: PanelGeometry) -> dict:
     }
 
 
-def experiment_list(e: Experiment) -> dict:
+def _beam(e: Experiment) -> dict:
     beam = np.asarray(to_dials(e.beam))
     axis = np.asarray(to_dials(e.polarization_axis))
     normal = np.cross(axis, beam)
     normal = normal / np.linalg.norm(normal) if np.linalg.norm(normal) > 0 else np.array([0.0, 1.0, 0.0])
-    still = e.osc == 0.0
-    real = [np.asarray(to_dials(v)) for v in e.real_space]
-    if still:  # no goniometer: the crystal as it stood
-        real = [_rotated(v, to_dials(e.spindle), e.phi0) for v in real]
-    experiment = {"__id__": "Experiment", "identifier": "", "beam": 0, "detector": 0, "crystal": 0, "imageset": 0}
+    return {"__id__": "monochromatic", "direction": (-beam).tolist(), "wavelength": e.wavelength * 1e10,
+            "divergence": 0.0, "sigma_divergence": 0.0, "polarization_normal": normal.tolist(),
+            "polarization_fraction": (1.0 + e.kahn) / 2.0, "flux": 0.0, "transmission": 1.0,
+            "probe": "x-ray", "sample_to_source_distance": 0.0}
+
+
+def _detector(e: Experiment) -> dict:
     root = {"name": "", "type": "", "fast_axis": [1.0, 0.0, 0.0], "slow_axis": [0.0, 1.0, 0.0],
             "origin": [0.0, 0.0, 0.0], "raw_image_offset": [0, 0], "image_size": [0, 0], "pixel_size": [0.0, 0.0],
             "trusted_range": [0.0, 0.0], "thickness": 0.0, "material": "", "mu": 0.0, "identifier": "", "mask": [],
             "gain": 1.0, "pedestal": 0.0, "px_mm_strategy": {"type": "SimplePxMmStrategy"},
             "children": [{"panel": i} for i in range(len(e.panels))]}
-    out = {
-        "__id__": "ExperimentList",
-        "experiment": [experiment],
-        "imageset": [{"__id__": "ImageSet", "images": [e.image], "mask": None, "gain": None, "pedestal": None,
-                      "dx": None, "dy": None, "params": {}}],
-        "beam": [{"__id__": "monochromatic", "direction": (-beam).tolist(), "wavelength": e.wavelength * 1e10,
-                  "divergence": 0.0, "sigma_divergence": 0.0, "polarization_normal": normal.tolist(),
-                  "polarization_fraction": (1.0 + e.kahn) / 2.0, "flux": 0.0, "transmission": 1.0,
-                  "probe": "x-ray", "sample_to_source_distance": 0.0}],
-        "detector": [{"panels": [_panel(p) for p in e.panels], "hierarchy": root}],
-        "goniometer": [],
-        "scan": [],
-        "crystal": [{"__id__": "crystal", "real_space_a": real[0].tolist(), "real_space_b": real[1].tolist(),
-                     "real_space_c": real[2].tolist(), "space_group_hall_symbol": " P 1"}],
-        "profile": [],
-        "scaling_model": [],
-    }
-    if not still:
-        experiment.update(goniometer=0, scan=0)
-        out["goniometer"] = [{"rotation_axis": to_dials(e.spindle), "fixed_rotation": IDENTITY,
-                              "setting_rotation": IDENTITY}]
-        out["scan"] = [{"image_range": [1, 1], "batch_offset": 0, "valid_image_ranges": {},
-                        "properties": {"epochs": [0.0], "exposure_time": [float(e.exposure)],
-                                       "oscillation": [math.degrees(e.phi0)],
-                                       "oscillation_width": [math.degrees(e.osc)]}}]
+    return {"panels": [_panel(p) for p in e.panels], "hierarchy": root}
+
+
+def _crystal(e: Experiment) -> dict:
+    real = [np.asarray(to_dials(v)) for v in e.real_space]
+    if e.osc == 0.0:  # no goniometer: the crystal as it stood
+        real = [_rotated(v, to_dials(e.spindle), e.phi0) for v in real]
+    return {"__id__": "crystal", "real_space_a": real[0].tolist(), "real_space_b": real[1].tolist(),
+            "real_space_c": real[2].tolist(), "space_group_hall_symbol": " P 1"}
+
+
+def _imageset(e: Experiment) -> dict:
+    common = {"mask": None, "gain": None, "pedestal": None, "dx": None, "dy": None, "params": {}}
+    if e.template is not None:
+        return {"__id__": "ImageSequence", "template": e.template, **common}
+    return {"__id__": "ImageSet", "images": [e.image], **common}
+
+
+def _scan(e: Experiment) -> dict:
+    angles = [math.degrees(e.phi0 + i * e.osc) for i in range(e.frames)]
+    return {"image_range": [1, e.frames], "batch_offset": 0, "valid_image_ranges": {},
+            "properties": {"epochs": [float(i) for i in range(e.frames)],
+                           "exposure_time": [float(e.exposure)] * e.frames, "oscillation": angles,
+                           "oscillation_width": [math.degrees(e.osc)] * e.frames}}
+
+
+def experiment_list(experiments: Experiment | Sequence[Experiment]) -> dict:
+    """The experiment list of one experiment (an image, or a rotation sweep of ``frames``) or of
+    several (stills): models that are equal are written once and shared."""
+    if isinstance(experiments, Experiment):
+        experiments = [experiments]
+    out = {"__id__": "ExperimentList", "experiment": [], "imageset": [], "beam": [], "detector": [],
+           "goniometer": [], "scan": [], "crystal": [], "profile": [], "scaling_model": []}
+
+    def index(kind: str, model: dict) -> int:
+        models = out[kind]
+        if model not in models:
+            models.append(model)
+        return models.index(model)
+
+    for e in experiments:
+        entry = {"__id__": "Experiment", "identifier": "", "beam": index("beam", _beam(e)),
+                 "detector": index("detector", _detector(e)), "crystal": len(out["crystal"]),
+                 "imageset": len(out["imageset"])}
+        out["crystal"].append(_crystal(e))
+        out["imageset"].append(_imageset(e))
+        if e.osc != 0.0:
+            entry["goniometer"] = index("goniometer", {"rotation_axis": to_dials(e.spindle),
+                                                       "fixed_rotation": IDENTITY, "setting_rotation": IDENTITY})
+            entry["scan"] = len(out["scan"])
+            out["scan"].append(_scan(e))
+        out["experiment"].append(entry)
     return out
 
 
-def encode(e: Experiment) -> bytes:
-    return (json.dumps(experiment_list(e), indent=2) + "\n").encode()
+def encode(experiments: Experiment | Sequence[Experiment]) -> bytes:
+    return (json.dumps(experiment_list(experiments), indent=2) + "\n").encode()
 
 
 def read_detector(path: str, document: dict) -> DetectorFile:

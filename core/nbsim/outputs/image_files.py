@@ -121,6 +121,18 @@ def smv_header_items(*, fpixels, spixels, pixel_size, distance, wavelength, Xbea
     ]
 
 
+def smv_header(config, g) -> list:
+    """The SMV header items of a run with its placed detector ``g`` (panels stacked: ``stacked``)."""
+    d, s = config.detector, config.sampling
+    return smv_header_items(
+        fpixels=d.fpixels, spixels=d.n_panels * d.spixels, pixel_size=d.pixel_size, distance=float(g.distance),
+        wavelength=config.beam.wavelength, Xbeam=d.Xbeam, Ybeam=d.Ybeam, Fbeam=float(g.Fbeam),
+        Sbeam=float(g.Sbeam), detsize_s=d.detsize_s, dials_origin=g.dials_origin.tolist(),
+        ORGX=float(g.ORGX), ORGY=float(g.ORGY), close_distance=float(g.close_distance),
+        phi0=s.phi0, osc=s.osc, twotheta=d.twotheta,
+    )
+
+
 def smv_bytes(items, pixels: np.ndarray) -> bytes:
     return smv.encode(items, pixels)
 
@@ -130,12 +142,14 @@ def normal_to_beam(g) -> bool:
     return abs(float(torch.dot(g.odet, g.beam))) > 1.0 - 1e-12
 
 
-def cbf_header(config, g) -> cbf.CbfHeader:
-    """The miniCBF header of a run with its placed detector ``g``."""
+def cbf_header(config, g, created: str | None = None) -> cbf.CbfHeader:
+    """The miniCBF header of a run with its placed detector ``g``, made at ``created`` (ISO 8601;
+    default now: a dataset gives a fixed time, so that its files do not depend on when they
+    were made)."""
     s, d = config.sampling, config.detector
     return cbf.CbfHeader(
         pixel_size=d.pixel_size, distance=float(g.close_distance), wavelength=config.beam.wavelength,
         beam_fast=float(g.Fbeam), beam_slow=float(g.Sbeam), start_angle=s.phi0, angle_increment=s.osc,
         exposure=config.beam.exposure, thickness=d.thickness,
-        created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+        created=created or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
     )

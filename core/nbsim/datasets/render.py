@@ -1,0 +1,66 @@
+"""One process, set up once, rendering image after image of a dataset.
+
+The plugin system, the physics, the device and the memory budget are chosen once, for the
+dataset's first configuration (every image of a dataset shares its physics: only the
+orientation, seeds, wavelength or crystal size change); the CPU loop compiles on the first
+image and stays compiled.  Each image is then exactly what ``nbsim run`` renders for its
+configuration (same model, same engine rule, same noise generator).
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import torch
+
+from nbsim.engines import budget
+from nbsim.engines import choice as engines
+from nbsim.engines.choice import EngineError
+from nbsim.engines.pipeline import render
+from nbsim.errors import UsageError
+from nbsim.model.build import Model, build_model
+from nbsim.model.config import RunConfig
+from nbsim.outputs import image_files
+from nbsim.outputs.noise import noise_counts
+from nbsim.plugins.selection import check_device, check_dtype, select_physics
+from nbsim.plugins.system import load_plugins
+
+
+@attrs.frozen(eq=False)
+class Image:
+    """One rendered image of a dataset and what its files need."""
+
+    config: RunConfig
+    model: Model
+    photons: np.ndarray  # float32, the detector's image shape: the float image
+    counts: np.ndarray | None  # uint16, the noise image (Poisson photons + ADC offset), unless -nonoise
+
+
+class Renderer:
+    """Renders configurations that share the physics of ``first`` (see the module docstring)."""
+
+    def __init__(self, first: RunConfig, options):
+        self.options = options
+        self.device = check_device(options.device)
+        self.dtype = check_dtype(options.dtype)
+        self.working_memory = budget.check(first, options.max_memory)
+        system = load_plugins()
+        self.physics = select_physics(first, phi_policy=options.phi_policy, lattice=options.lattice,
+                                      polarization=options.polarization, options=options.plugin_options,
+                                      image_stage=options.image_stage, system=system)
+
+    def image(self, config: RunConfig) -> Image:
+        model = build_model(config, device=self.device, dtype=self.dtype)
+        try:
+            choice = engines.choose(self.options.engine, model, self.physics,
+                                    engines.sub_evaluations(model, model.rendered.shape[0]))
+        except EngineError as exc:
+            raise UsageError(f"--engine {exc.name}: {exc.reason}") from None
+        with torch.no_grad():
+            result = render(model, self.physics, max_memory=self.working_memory, engine=choice)
+        photons = result.image.to(torch.float32).cpu().numpy()
+        counts = None
+        if config.output.noisefile is not None:
+            poisson = noise_counts(photons, config, method=self.options.noise_rng)
+            counts = image_files.noise_pixels(poisson, config.detector.roi, config.output.adc_offset)[0]
+        return Image(config=config, model=model, photons=photons, counts=counts)
