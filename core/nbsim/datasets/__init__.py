@@ -2,7 +2,7 @@
 
 :class:`~nbsim.datasets.plan.Series` and :class:`~nbsim.datasets.plan.Stills` say what image k
 is; :mod:`nbsim.datasets.run` renders the missing ones into numbered files with a manifest and
-the ground truth; :class:`~nbsim.datasets.torch_dataset.StillsDataset` renders still k on
+the ground truth; :class:`~nbsim.datasets.torch_dataset.SimulatedImages` renders image k on
 demand for training loops (``specs/datasets.md``, ``docs/datasets.md``).
 """
 

@@ -1,0 +1,151 @@
+"""nbsim series and nbsim stills: every image is the image of ``nbsim run`` with the flags its
+manifest line gives; files are whole, resumable, and the ground truth indexes as nbsim does."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nbsim.datasets import plan_from_argv
+from nbsim.datasets.plan import generator, random_rotation
+from nbsim.datasets.torch_dataset import SimulatedImages
+from nbsim_cli.app import cli
+
+BASE = ["-cell", "61", "72", "83", "88", "97", "101", "-misset", "10", "-20", "30", "-default_F", "10", "-N", "3",
+        "-lambda", "1.2", "-distance", "110", "-detpixels_f", "40", "-detpixels_s", "30", "-pixel", "0.17",
+        "-oversample", "1", "-nopgm", "-noprogress"]
+SERIES = [*BASE, "-phi", "20", "-osc", "0.7", "-phisteps", "2"]
+STILLS = [*BASE, "-mosaic", "0.4", "-mosaic_domains", "3"]
+
+
+def invoke(*argv):
+    result = CliRunner().invoke(cli, list(argv), catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def manifest(path="data.manifest.jsonl"):
+    return [json.loads(line) for line in open(path)]
+
+
+def run_alone(flags, name):
+    """``nbsim run`` with ``flags``: its float and noise images."""
+    invoke("run", *flags, "-floatfile", f"{name}.bin", "-noisefile", f"{name}.img", "-intfile", f"{name}_int.img")
+    return open(f"{name}.bin", "rb").read(), open(f"{name}.img", "rb").read()
+
+
+@pytest.mark.parametrize("kind, argv, size", [("series", SERIES, ["--frames", "3"]),
+                                              ("stills", STILLS, ["--count", "3", "--seed", "5"]),
+                                              ("stills", STILLS, ["--count", "2", "--seed", "6", "--energy-jitter",
+                                                                  "0.02", "--size-jitter", "0.3"])])
+def test_every_image_is_nbsim_run_with_its_manifest_flags(tmp_path, monkeypatch, kind, argv, size):
+    monkeypatch.chdir(tmp_path)
+    invoke(kind, *argv, *size, "--template", "data_###.bin")
+    invoke(kind, *argv, *size, "--template", "data_###.img", "--manifest", "noise.manifest.jsonl")
+    records = manifest()
+    assert [r["file"] for r in records] == [f"data_{k + 1:03d}.bin" for k in range(len(records))]
+    for k, record in enumerate(records):
+        photons, noise = run_alone([*argv, *record["reproduce"]], f"alone{k}")
+        assert open(record["file"], "rb").read() == photons, k  # bit for bit
+        assert open(f"data_{k + 1:03d}.img", "rb").read() == noise, k  # the same SMV file, header and all
+    if kind == "stills":  # every still differs: orientation, mosaic domains, noise
+        assert len({r["sha256"] for r in records}) == len(records)
+        assert len({tuple(r["misset_degrees"]) for r in records}) == len(records)
+
+
+def test_an_interrupted_dataset_is_finished_with_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flags = ["stills", *STILLS, "--count", "4", "--seed", "3", "--template", "still_####.cbf", "--export-expt",
+             "truth.expt"]
+    invoke(*flags)
+    whole = {name: open(name, "rb").read() for name in sorted(os.listdir()) if name.startswith("still")}
+    truth = open("truth.expt").read()
+    os.remove("still_0002.cbf")
+    os.remove("still_0004.cbf")
+    os.remove("still.manifest.jsonl")
+    result = invoke(*flags)
+    assert "2 of 4 images exist already; rendering the other 2" in result.stderr
+    assert {name: open(name, "rb").read() for name in whole} == whole
+    assert open("truth.expt").read() == truth
+
+
+def test_a_series_is_one_sweep_and_stills_are_experiments_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    invoke("series", *SERIES, "--frames", "4", "--template", "sweep_#####.cbf", "--export-expt", "sweep.expt")
+    sweep = json.loads(open("sweep.expt").read())
+    assert len(sweep["experiment"]) == 1 and sweep["imageset"][0]["template"] == "sweep_#####.cbf"
+    scan = sweep["scan"][0]
+    assert scan["image_range"] == [1, 4]
+    assert scan["properties"]["oscillation"] == pytest.approx([20.0, 20.7, 21.4, 22.1])
+    assert scan["properties"]["oscillation_width"] == pytest.approx([0.7] * 4)
+    invoke("stills", *STILLS, "--count", "3", "--template", "s_##.cbf", "--export-expt", "stills.expt")
+    stills = json.loads(open("stills.expt").read())
+    assert len(stills["experiment"]) == len(stills["crystal"]) == 3
+    assert len(stills["beam"]) == len(stills["detector"]) == 1 and not stills["scan"]
+    records = manifest("s.manifest.jsonl")
+    for k, record in enumerate(records):  # each crystal is that of nbsim run with the still's flags
+        invoke("run", *STILLS, *record["reproduce"], "-nonoise", "-floatfile", "x.bin", "--export-expt", "one.expt")
+        one = json.loads(open("one.expt").read())["crystal"][0]
+        for axis in "abc":
+            assert np.allclose(stills["crystal"][k][f"real_space_{axis}"], one[f"real_space_{axis}"], atol=1e-12)
+
+
+def test_orientations_are_uniform_and_depend_only_on_seed_and_index():
+    rotations = np.array([random_rotation(generator(11, k, 0)) for k in range(4000)])
+    assert np.allclose(np.einsum("kij,kil->kjl", rotations, rotations), np.eye(3), atol=1e-12)
+    assert np.allclose(np.linalg.det(rotations), 1.0)
+    assert np.abs(rotations.mean(axis=0)).max() < 0.04  # uniform over rotations: E[U] = 0
+    # the angle of a uniform rotation has density (1 - cos t)/pi: mean of cos t is -1/2... of trace = 1 + 2 cos t: 0
+    assert abs(np.trace(rotations, axis1=1, axis2=2).mean()) < 0.05
+    again = [random_rotation(generator(11, k, 0)) for k in (3999, 17, 0)]
+    assert np.array_equal(again, rotations[[3999, 17, 0]])
+
+
+def test_the_torch_dataset_renders_the_files_images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    invoke("stills", *STILLS, "--count", "3", "--seed", "9", "--template", "t_#.bin")
+    images = SimulatedImages.stills(STILLS, 3, seed=9)
+    assert len(images) == 3
+    item = images[2]
+    assert item["index"] == 2 and item["record"] == {k: v for k, v in manifest("t.manifest.jsonl")[2].items()
+                                                     if k not in ("file", "sha256", "reproduce")}
+    assert item["photons"].numpy().tobytes() == open("t_3.bin", "rb").read()
+    assert item["counts"].dtype.is_floating_point is False
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(images))  # as DataLoader workers get it
+    assert copy[0]["photons"].numpy().tobytes() == open("t_1.bin", "rb").read()
+    with pytest.raises(IndexError):
+        images[3]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["series", *BASE, "--frames", "2", "--template", "a_##.cbf"], "give -osc > 0"),
+    (["series", *SERIES, "--frames", "2", "--template", "a.cbf"], "one run of '#'"),
+    (["series", *SERIES, "--frames", "200", "--template", "a_##.cbf"], "numbers at most 99 images"),
+    (["series", *SERIES, "--frames", "2", "--template", "a_##.tif"], "the extension says the format"),
+    (["series", *SERIES, "-nonoise", "--frames", "2", "--template", "a_##.cbf"], "remove -nonoise or write .bin"),
+    (["stills", *STILLS, "--count", "2", "--energy-jitter", "0.1", "--template", "a_##.cbf", "-oversample", "1"],
+     None),
+    (["stills", *[t for t in STILLS if t not in ("-oversample", "1")], "--count", "2", "--size-jitter", "0.1",
+      "--template", "a_##.cbf"], "give -oversample N"),
+])
+def test_dataset_usage_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+    if message is None:
+        assert result.exit_code == 0, result.stderr
+        return
+    assert result.exit_code == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert os.listdir() == []
+
+
+def test_plans_from_python_match_the_command(tmp_path):
+    plan = plan_from_argv("series", SERIES, frames=3)
+    assert plan.reproduce(2)[:2] == ["-phi", repr(20.0 + 2 * 0.7)]
+    assert plan.config(2).sampling.phi0 == (20.0 + 2 * 0.7) / (180.0 / np.pi)
