@@ -149,3 +149,63 @@ def test_plans_from_python_match_the_command(tmp_path):
     plan = plan_from_argv("series", SERIES, frames=3)
     assert plan.reproduce(2)[:2] == ["-phi", repr(20.0 + 2 * 0.7)]
     assert plan.config(2).sampling.phi0 == (20.0 + 2 * 0.7) / (180.0 / np.pi)
+
+
+def test_a_nexus_dataset_is_a_master_over_shards_that_nxmx_reads(tmp_path, monkeypatch):
+    import h5py
+    import hdf5plugin  # noqa: F401
+    import nxmx
+
+    monkeypatch.chdir(tmp_path)
+    invoke("series", *SERIES, "--frames", "5", "--template", "f_#.img", "--nexus", "sweep.nxs", "--shard-size", "2")
+    assert sorted(p for p in os.listdir() if p.endswith(".nxs")) == [
+        "sweep.nxs", "sweep_00001.nxs", "sweep_00002.nxs", "sweep_00003.nxs"]
+    records = manifest("f.manifest.jsonl")
+    with h5py.File("sweep.nxs", "r") as f:
+        (entry,) = nxmx.NXmx(f).entries
+        (axis,) = nxmx.get_dependency_chain(entry.samples[0].depends_on)
+        assert axis[()].to("deg").magnitude == pytest.approx([20.0, 20.7, 21.4, 22.1, 22.8])
+        data = f["/entry/data/data"]
+        assert data.is_virtual and data.shape == (5, 30, 40)
+        for k in range(5):
+            smv = np.fromfile(f"f_{k + 1}.img", dtype=np.uint16)[-30 * 40:].reshape(30, 40)
+            assert np.array_equal(data[k], smv), k
+            assert (records[k]["shard"], records[k]["frame"]) == (f"sweep_{k // 2 + 1:05d}.nxs", k % 2)
+
+
+def test_on_a_dask_cluster_that_loses_a_worker_the_dataset_is_complete_and_identical(tmp_path, monkeypatch):
+    """A real LocalCluster of two worker processes, one killed after the first block: Dask runs
+    its tasks again elsewhere and the files are byte for byte those of a one-process run."""
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    from nbsim.datasets.distributed import ScaleOut
+    from nbsim.datasets.run import Outputs, run_dataset
+    from nbsim.runner import RunOptions
+
+    plan = plan_from_argv("stills", STILLS, count=8, seed=4)
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "dask").mkdir()
+    monkeypatch.chdir(tmp_path / "alone")
+    outputs = Outputs(template="s_#.img", nexus="s.nxs", shard_size=1, export_expt="s.expt")
+    run_dataset(plan, RunOptions(), outputs)
+    monkeypatch.chdir(tmp_path / "dask")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def progress(done, total):
+            if not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        with ScaleOut(scheduler=cluster.scheduler_address) as scale_out:
+            rendered = run_dataset(plan, RunOptions(), outputs, progress=progress, scale_out=scale_out)
+    # a task whose worker died after writing its files finds them there when run again
+    assert killed and set(rendered) <= set(range(8))
+    alone, spread = (sorted(os.listdir(tmp_path / d)) for d in ("alone", "dask"))
+    assert alone == spread and len(alone) == 8 + 9 + 2  # images, shards and master, manifest and expt
+    for name in alone:
+        assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name

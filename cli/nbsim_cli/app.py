@@ -257,13 +257,23 @@ def _make_dataset_command(kind: str) -> click.Command:
                      help="the dataset's seed: image k's random draws (orientation, noise, mosaic domains) come "
                           "from (seed, k), so that any image can be made again alone"),
         *jitters,
-        click.Option(["--template"], required=True, metavar="NAME_#####.EXT",
+        click.Option(["--template"], default=None, metavar="NAME_#####.EXT",
                      help="numbered image files ('#' for the number, from 1): "
                           + ", ".join(f"{ext} {what}" for ext, what in FORMATS.items())),
+        click.Option(["--nexus"], default=None, metavar="FILE",
+                     help="an NXmx master file of every image (the noise images), its frames in shards "
+                          "FILE_00001.nxs ... beside it"),
+        click.Option(["--shard-size"], type=click.IntRange(1), default=100, show_default=True, metavar="N",
+                     help="images per NeXus shard (the unit of resuming and of scale-out)"),
         click.Option(["--manifest"], default=None, metavar="FILE",
                      help="the manifest, JSON lines (default: the template's name + .manifest.jsonl)"),
         click.Option(["--export-expt"], default=None, metavar="FILE",
                      help="the dataset's ground truth as a DIALS experiment list"),
+        click.Option(["--workers"], type=click.IntRange(1), default=None, metavar="N",
+                     help="render on N local worker processes (a Dask LocalCluster) instead of this one"),
+        click.Option(["--scheduler"], default=None, metavar="ADDRESS",
+                     help="render on the Dask cluster at ADDRESS (e.g. tcp://host:8786; workers must see the "
+                          "same files)"),
         click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True),
         click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True),
         *_input_options(),
@@ -271,7 +281,7 @@ def _make_dataset_command(kind: str) -> click.Command:
     ]
 
     def callback(phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, engine, noise_rng,
-                 seed, template, manifest, export_expt, flags, **values):
+                 seed, template, nexus, shard_size, manifest, export_expt, workers, scheduler, flags, **values):
         from nbsim.datasets import plan_from_argv
         from nbsim.datasets.run import Outputs, run_dataset
         from nbsim.runner import RunOptions
@@ -290,8 +300,18 @@ def _make_dataset_command(kind: str) -> click.Command:
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), values),
                 image_stage=_stage_names(image_stage), **inputs)
             plan = plan_from_argv(kind, argv, options, seed=seed, warn=_warn, **size)
-            run_dataset(plan, options, Outputs(template=template, manifest=manifest, export_expt=export_expt),
-                        progress=_image_progress(argv, plan.count), tell=_tell)
+            outputs = Outputs(template=template, nexus=nexus, shard_size=shard_size, manifest=manifest,
+                              export_expt=export_expt)
+            if workers and scheduler:
+                raise UsageError("--workers starts a local cluster and --scheduler names one: give one of them")
+            progress = _image_progress(argv, plan.count)
+            if workers or scheduler:
+                from nbsim.datasets.distributed import ScaleOut
+
+                with ScaleOut(workers=workers, scheduler=scheduler) as scale_out:
+                    run_dataset(plan, options, outputs, progress=progress, tell=_tell, scale_out=scale_out)
+            else:
+                run_dataset(plan, options, outputs, progress=progress, tell=_tell)
         except NbsimError as exc:
             _fail(exc)
 

@@ -14,14 +14,15 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import attrs
+import numpy as np
 
 from nbsim.datasets.plan import Series, Stills
 from nbsim.datasets.render import Image, Renderer
 from nbsim.errors import UsageError
-from nbsim.io import atomic, cbf, expt
+from nbsim.io import atomic, cbf, expt, nexus
 from nbsim.outputs import image_files
 from nbsim.outputs.experiment import simulated_experiment
 
@@ -34,16 +35,29 @@ _NUMBER = re.compile(r"#+")
 
 @attrs.frozen
 class Outputs:
-    template: str  # 'name_#####.cbf' (.cbf, .img or .bin)
-    manifest: str | None = None  # default: the template's name up to the number, + 'manifest.jsonl'
+    template: str | None = None  # 'name_#####.cbf' (.cbf, .img or .bin)
+    nexus: str | None = None  # the NeXus master file; its frames in shards beside it
+    shard_size: int = 100  # images per NeXus shard
+    manifest: str | None = None  # default: the template's (or master's) name + '.manifest.jsonl'
     export_expt: str | None = None
 
     @property
     def manifest_path(self) -> str:
         if self.manifest:
             return self.manifest
+        if self.template is None:
+            return os.path.splitext(self.nexus)[0] + ".manifest.jsonl"
         stem = _NUMBER.split(self.template, maxsplit=1)[0].rstrip("_.-") or "dataset"
         return stem + ".manifest.jsonl"
+
+    def shards(self, count: int) -> list[range]:
+        """The images of each NeXus shard, in order."""
+        return [range(start, min(start + self.shard_size, count)) for start in range(0, count, self.shard_size)]
+
+    def shard_path(self, j: int, shards: int) -> str:
+        """Shard j's file (numbered from 1), beside the master."""
+        stem, extension = os.path.splitext(self.nexus)
+        return f"{stem}_{j + 1:0{max(5, len(str(shards)))}d}{extension}"
 
 
 def check_template(template: str, count: int, flag: str = "--template") -> str:
@@ -74,10 +88,20 @@ def encode(image: Image, extension: str) -> bytes:
     return image_files.smv_bytes(image_files.smv_header(image.config, g), image_files.stacked(image.counts))
 
 
-def check(plan: Series | Stills, outputs: Outputs) -> str:
-    """The image format; usage errors for what the dataset cannot write."""
-    extension = check_template(outputs.template, plan.count)
+def check(plan: Series | Stills, outputs: Outputs) -> str | None:
+    """The image files' format (None: no --template); usage errors for what cannot be written."""
+    if outputs.template is None and outputs.nexus is None:
+        raise UsageError("give --template NAME_#####.EXT (numbered files) or --nexus FILE (NeXus), or both")
     config = plan.base
+    if outputs.nexus is not None:
+        if config.output.noisefile is None:
+            raise UsageError("--nexus: a dataset's NeXus file holds the noise image, which -nonoise does not make")
+        if outputs.shard_size < 1:
+            raise UsageError(f"--shard-size must be at least 1, got {outputs.shard_size}")
+        atomic.check(outputs.nexus, "--nexus")
+    if outputs.template is None:
+        return None
+    extension = check_template(outputs.template, plan.count)
     if extension in (".cbf", ".img") and config.output.noisefile is None:
         raise UsageError(f"--template: {FORMATS[extension]} is not made (-nonoise); remove -nonoise or write .bin")
     if extension == ".cbf" and config.detector.n_panels > 1:
@@ -89,52 +113,139 @@ def check(plan: Series | Stills, outputs: Outputs) -> str:
     return extension
 
 
+def blocks(plan: Series | Stills, outputs: Outputs) -> list[range]:
+    """The units of work: the NeXus shards, or runs of ``shard_size`` images (each written by one
+    worker; a block's files are complete or absent, so a block can be done again)."""
+    return outputs.shards(plan.count)
+
+
+def missing_in(block: range, plan: Series | Stills, outputs: Outputs) -> list[int]:
+    """The images of ``block`` to render: those whose file is missing, or all if its shard is."""
+    if outputs.nexus is not None and not os.path.exists(outputs.shard_path(block.start // outputs.shard_size,
+                                                                            len(blocks(plan, outputs)))):
+        return list(block)
+    if outputs.template is None:
+        return []
+    return [k for k in block if not os.path.exists(image_path(outputs.template, k))]
+
+
+def render_block(plan: Series | Stills, outputs: Outputs, block: range, renderer: Renderer,
+                 progress: Callable[[int], None] = lambda k: None) -> list[int]:
+    """Render and write what ``block`` lacks; ``progress(k)`` after each image.  Returns the
+    images rendered."""
+    todo = missing_in(block, plan, outputs)
+    extension = None if outputs.template is None else os.path.splitext(outputs.template)[1]
+    shard_missing = outputs.nexus is not None and len(todo) == len(block)
+    images = []
+    for k in todo:
+        image = renderer.image(plan.config(k))
+        if extension is not None and not os.path.exists(image_path(outputs.template, k)):
+            atomic.write_bytes(image_path(outputs.template, k), encode(image, extension), "--template")
+        if shard_missing:
+            images.append(image)
+        progress(k)
+    if shard_missing:
+        write_shard(plan, outputs, block.start // outputs.shard_size, images)
+    return todo
+
+
 def run_dataset(plan: Series | Stills, options, outputs: Outputs, *,
                 progress: Callable[[int, int], None] | None = None,
-                tell: Callable[[str], None] = lambda text: None) -> list[int]:
-    """Render every image whose file is missing; write the manifest and experiment list.
-    Returns the indices rendered now."""
-    extension = check(plan, outputs)
-    missing = [k for k in range(plan.count) if not os.path.exists(image_path(outputs.template, k))]
-    if len(missing) < plan.count:
-        tell(f"{plan.count - len(missing)} of {plan.count} images exist already; rendering the other {len(missing)}")
-    renderer = Renderer(plan.config(0), options) if missing else None
-    for done, k in enumerate(missing, start=1):
-        image = renderer.image(plan.config(k))
-        atomic.write_bytes(image_path(outputs.template, k), encode(image, extension), "--template")
+                tell: Callable[[str], None] = lambda text: None, scale_out=None) -> list[int]:
+    """Render every image that is missing, in this process or on ``scale_out`` (a
+    :class:`nbsim.datasets.distributed.ScaleOut`); then write the manifest, the experiment
+    list and the NeXus master.  Returns the images rendered now."""
+    check(plan, outputs)
+    work = [(block, missing_in(block, plan, outputs)) for block in blocks(plan, outputs)]
+    total = sum(len(todo) for _, todo in work)
+    if total < plan.count:
+        tell(f"{plan.count - total} of {plan.count} images exist already; rendering the other {total}")
+    pending = [block for block, todo in work if todo]
+    done: list[int] = []
+
+    def advance(rendered) -> None:
+        done.extend(rendered)
         if progress is not None:
-            progress(done, len(missing))
+            progress(len(done), total)
+
+    if scale_out is not None:
+        scale_out.render(plan, options, outputs, pending, advance)
+    elif pending:
+        renderer = Renderer(plan.config(0), options)
+        for block in pending:
+            render_block(plan, outputs, block, renderer, progress=lambda k: advance([k]))
     finish(plan, outputs)
-    return missing
+    return sorted(done)
+
+
+def write_shard(plan: Series | Stills, outputs: Outputs, j: int, images: list[Image]) -> None:
+    """NeXus shard j: its images' counts as frames, the scan from its first image."""
+    first = images[0]
+    experiment = simulated_experiment(first.config, first.model, image=outputs.nexus)
+    counts = np.stack([image.counts.reshape(first.config.detector.n_panels, *image.counts.shape[-2:])
+                       for image in images])
+    path = outputs.shard_path(j, len(outputs.shards(plan.count)))
+    atomic.write_bytes(path, nexus.encode(experiment, counts, created=FIXED_TIME), "--nexus")
 
 
 def finish(plan: Series | Stills, outputs: Outputs) -> None:
     """The manifest and the experiment list of a dataset whose images are all written."""
     lines = []
+    shards = outputs.shards(plan.count) if outputs.nexus else []
+    frames = {}  # image -> (shard file, frame in it)
+    for j, images in enumerate(shards):
+        for frame, k in enumerate(images):
+            frames[k] = (outputs.shard_path(j, len(shards)), frame)
     for k in range(plan.count):
-        path = image_path(outputs.template, k)
-        with open(path, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()
-        lines.append(json.dumps({**plan.record(k), "file": path, "sha256": digest, "reproduce": plan.reproduce(k)}))
+        record = {**plan.record(k)}
+        if outputs.template is not None:
+            path = image_path(outputs.template, k)
+            with open(path, "rb") as fh:
+                record.update(file=path, sha256=hashlib.sha256(fh.read()).hexdigest())
+        if outputs.nexus is not None:
+            shard, frame = frames[k]
+            record.update(nexus=outputs.nexus, shard=shard, frame=frame, counts_sha256=_frame_digest(shard, frame))
+        lines.append(json.dumps({**record, "reproduce": plan.reproduce(k)}))
     files = [atomic.Output(outputs.manifest_path, ("\n".join(lines) + "\n").encode(), "--manifest")]
+    if outputs.nexus is not None:
+        base = simulated_experiment(plan.config(0), _model(plan.config(0)), image=outputs.nexus)
+        relative = [(os.path.relpath(outputs.shard_path(j, len(shards)), os.path.dirname(outputs.nexus) or "."), len(s))
+                    for j, s in enumerate(shards)]
+        files.append(atomic.Output(outputs.nexus, nexus.encode_master(base, relative, np.uint16, created=FIXED_TIME),
+                                   "--nexus"))
     if outputs.export_expt:
         files.append(atomic.Output(outputs.export_expt, expt.encode(truth(plan, outputs)), "--export-expt"))
     atomic.write_all(files)
 
 
-def truth(plan: Series | Stills, outputs: Outputs) -> list[expt.Experiment]:
-    """The dataset as DIALS experiments: one sweep of every frame, or one experiment per still."""
+def _frame_digest(shard: str, frame: int) -> str:
+    """sha256 of one frame's counts in a shard, as stored (little-endian integers)."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (the shards' compression)
+
+    with h5py.File(shard, "r") as f:
+        counts = f["/entry/data/data"][frame]
+    return hashlib.sha256(np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<")).tobytes()).hexdigest()
+
+
+def _model(config):
     from nbsim.model.build import build_model
 
+    return build_model(config)
+
+
+def truth(plan: Series | Stills, outputs: Outputs) -> list[expt.Experiment]:
+    """The dataset as DIALS experiments: one sweep of every frame, or one experiment per still."""
+
+    def image_of(k: int) -> dict:
+        if outputs.template:
+            return {"image": image_path(outputs.template, k)}
+        return {"image": outputs.nexus, "frame": k}
+
     def experiment(config, **fields) -> expt.Experiment:
-        return attrs.evolve(simulated_experiment(config, build_model(config), image=""), **fields)
+        return attrs.evolve(simulated_experiment(config, _model(config), image=""), **fields)
 
     if isinstance(plan, Series):
-        return [experiment(plan.config(0), frames=plan.count, template=outputs.template,
-                           image=image_path(outputs.template, 0))]
-    return [experiment(plan.config(k), image=image_path(outputs.template, k)) for k in range(plan.count)]
-
-
-def reproduce_argv(argv: Sequence[str], plan: Series | Stills, k: int) -> list[str]:
-    """The ``nbsim run`` flags that render image k alone."""
-    return [*argv, *plan.reproduce(k)]
+        return [experiment(plan.config(0), frames=plan.count, template=outputs.template or outputs.nexus,
+                           image=image_of(0)["image"])]
+    return [experiment(plan.config(k), **image_of(k)) for k in range(plan.count)]

@@ -59,7 +59,8 @@ class Experiment:
     exposure: float
     image: str  # the image file the experiment refers to
     frames: int = 1  # images of a rotation sweep, frame i from phi0 + i osc (the first numbered 1)
-    template: str | None = None  # their file names, '#' for the number (DIALS' ImageSequence)
+    template: str | None = None  # their file names, '#' for the number (DIALS' ImageSequence), or one file
+    frame: int | None = None  # the image's frame in a file of many (a NeXus file)
     trusted_max: float = 65535.0
 
 
@@ -113,8 +114,10 @@ def _crystal(e: Experiment) -> dict:
 def _imageset(e: Experiment) -> dict:
     common = {"mask": None, "gain": None, "pedestal": None, "dx": None, "dy": None, "params": {}}
     if e.template is not None:
-        return {"__id__": "ImageSequence", "template": e.template, **common}
-    return {"__id__": "ImageSet", "images": [e.image], **common}
+        frames = {} if "#" in e.template else {"single_file_indices": list(range(e.frames))}
+        return {"__id__": "ImageSequence", "template": e.template, **frames, **common}
+    frame = {} if e.frame is None else {"single_file_indices": [e.frame]}
+    return {"__id__": "ImageSet", "images": [e.image], **frame, **common}
 
 
 def _scan(e: Experiment) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import math
 import uuid
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -68,8 +69,7 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
     phi0 + i osc .. phi0 + (i + 1) osc; ``photons``, the float images, go to ``/entry/data/photons``.
     Returned as the file's bytes.  A beam that is not nanoBragg's +x (McStas +z) turns the
     whole experiment with it (:func:`onto_beam_axis`).  ValueError: what NXmx cannot express."""
-    import h5py  # imported here: only runs that write NeXus pay for them
-    import hdf5plugin
+    import hdf5plugin  # imported here: only runs that write NeXus pay for it
 
     e, counts = experiment, np.asarray(counts)
     planes = {(p.spixels, p.fpixels) for p in e.panels}
@@ -77,7 +77,70 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
             or counts.shape[1] != len(e.panels) or planes != {counts.shape[2:]}):
         raise ValueError(f"NeXus: {counts.dtype} images of shape {counts.shape} for {len(e.panels)} panels of "
                          f"{sorted(planes)} (slow, fast) pixels")
-    frames, n_panels, spixels, fpixels = counts.shape
+    dtype = count_type(counts)
+    layout = _layout(e, counts.shape[0])
+    stored = dict(chunks=(1, *layout[1:]) if len(layout) == 3 else (1, 1, *layout[2:]),  # a frame of a panel
+                  **hdf5plugin.Bitshuffle(cname="lz4"))
+
+    def write_data(data) -> None:
+        data.create_dataset("data", data=counts.reshape(layout).astype(dtype), **stored).attrs["units"] = "counts"
+        if photons is not None:  # beside the counts: DIALS reads the NXdata's signal only
+            data.attrs["auxiliary_signals"] = ["photons"]
+            ideal = np.asarray(photons, dtype=np.float32).reshape(layout)
+            data.create_dataset("photons", data=ideal, **stored).attrs["units"] = "photons"
+
+    return _document(e, counts.shape[0], write_data, saturation=saturation, created=created)
+
+
+def encode_master(experiment: expt.Experiment, shards: Sequence[tuple[str, int]], dtype, *,
+                  saturation: int = 65535, created: str | None = None) -> bytes:
+    """An NXmx file whose data are the frames of the NXmx files ``shards`` ((path relative to
+    this file, frames), in order), joined by an HDF5 virtual dataset: one file for a reader,
+    written once the shards are."""
+    import h5py
+    from h5py import h5d, h5p, h5s, h5t
+
+    frames = sum(n for _, n in shards)
+    layout = _layout(experiment, frames)
+
+    def write_data(data) -> None:
+        # made with HDF5's own calls, for what h5py's VirtualLayout does not offer: no creation
+        # time in the file, whose bytes then depend on the dataset alone
+        dcpl = h5p.create(h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)
+        dcpl.set_fill_value(np.zeros(1, dtype=dtype))
+        start = 0
+        for path, n in shards:
+            frames_here = h5s.create_simple(layout)
+            frames_here.select_hyperslab((start,) + (0,) * (len(layout) - 1), (n, *layout[1:]))
+            dcpl.set_virtual(frames_here, path.encode(), b"/entry/data/data", h5s.create_simple((n, *layout[1:])))
+            start += n
+        dataset = h5d.create(data.id, b"data", h5t.py_create(np.dtype(dtype)), h5s.create_simple(layout), dcpl=dcpl)
+        h5py.Dataset(dataset).attrs["units"] = "counts"
+
+    return _document(experiment, frames, write_data, saturation=saturation, created=created)
+
+
+def count_type(counts: np.ndarray):
+    """uint16 when every count fits (nanoBragg's images), else int32."""
+    if counts.min() >= 0 and counts.max() <= 65535:
+        return np.uint16
+    if np.iinfo(np.int32).min <= counts.min() and counts.max() <= np.iinfo(np.int32).max:
+        return np.int32
+    raise ValueError("NeXus: counts beyond the 32-bit integers")
+
+
+def _layout(e: expt.Experiment, frames: int) -> tuple[int, ...]:
+    """NXmx's 2-D detector, (frames, slow, fast), for one panel; else one block per panel."""
+    p = e.panels[0]
+    return (frames, p.spixels, p.fpixels) if len(e.panels) == 1 else (frames, len(e.panels), p.spixels, p.fpixels)
+
+
+def _document(e: expt.Experiment, frames: int, write_data: Callable, *, saturation: int,
+              created: str | None) -> bytes:
+    """The NXmx file of ``frames`` images of ``e``; ``write_data(group)`` puts the images in /entry/data."""
+    import h5py
+
     turn = onto_beam_axis(_mcstas(e.beam) / np.linalg.norm(e.beam))
 
     def lab(v) -> np.ndarray:
@@ -85,17 +148,9 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
 
     if len({p.thickness for p in e.panels}) > 1:
         raise ValueError("NeXus: NXmx gives one sensor thickness per detector; the panels differ")
-    if counts.min() >= 0 and counts.max() <= 65535:
-        dtype = np.uint16
-    elif np.iinfo(np.int32).min <= counts.min() and counts.max() <= np.iinfo(np.int32).max:
-        dtype = np.int32
-    else:
-        raise ValueError("NeXus: counts beyond the 32-bit integers")
     created = created or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    one_panel = n_panels == 1  # NXmx's 2-D detector: (frames, slow, fast); else one block per panel
-    layout = (frames, spixels, fpixels) if one_panel else counts.shape
-    stored = dict(chunks=(1, *layout[1:]) if one_panel else (1, 1, spixels, fpixels),  # a frame of a panel
-                  **hdf5plugin.Bitshuffle(cname="lz4"))
+    n_panels, spixels, fpixels = len(e.panels), e.panels[0].spixels, e.panels[0].fpixels
+    one_panel = n_panels == 1
     # HDF5 knows open files by name, even in memory: a name of its own for each file
     with h5py.File(f"nbsim-{uuid.uuid4().hex}.nxs", "w", driver="core", backing_store=False) as f:
         f.attrs.update(NX_class="NXroot", default="entry")
@@ -104,11 +159,7 @@ def encode(experiment: expt.Experiment, counts: np.ndarray, *, photons: np.ndarr
         _strings(entry, definition="NXmx", start_time=created, end_time=created, end_time_estimated=created)
         data = _group(entry, "data", "NXdata")
         data.attrs["signal"] = "data"
-        data.create_dataset("data", data=counts.reshape(layout).astype(dtype), **stored).attrs["units"] = "counts"
-        if photons is not None:  # beside the counts: DIALS reads the NXdata's signal only
-            data.attrs["auxiliary_signals"] = ["photons"]
-            ideal = np.asarray(photons, dtype=np.float32).reshape(layout)
-            data.create_dataset("photons", data=ideal, **stored).attrs["units"] = "photons"
+        write_data(data)
         _strings(_group(entry, "source", "NXsource"), name="nbsim simulation")
 
         instrument = _group(entry, "instrument", "NXinstrument")

@@ -1,0 +1,92 @@
+"""A dataset's blocks rendered on Dask: local worker processes, or an existing cluster.
+
+Each block (:func:`nbsim.datasets.run.blocks`: a NeXus shard, or a run of images) is one
+task, which renders the block's missing images and writes their files on the worker. Files are
+written whole and depend only on (command line, image), so a task that Dask runs again after
+its worker was lost writes the same bytes; the manifest, experiment list and NeXus master are
+then written by the client, as in a one-process run. Paths go to the workers made absolute:
+a cluster's workers must see the same file system (Slurm and PBS clusters: start them with
+dask-jobqueue and pass the scheduler's address, ``docs/datasets.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+from collections.abc import Callable
+
+import attrs
+
+from nbsim.errors import UsageError
+
+#: each worker's renderers, by the token of the dataset they render (set up once per worker)
+_RENDERERS: dict = {}
+
+
+def _render_on_worker(plan, options, outputs, block: range, token: str, threads: int | None) -> list[int]:
+    from nbsim.datasets.render import Renderer
+    from nbsim.datasets.run import render_block
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    renderer = _RENDERERS.get(token)
+    if renderer is None:
+        _RENDERERS.clear()  # one dataset at a time per worker
+        renderer = _RENDERERS[token] = Renderer(plan.config(0), options)
+    return render_block(plan, outputs, block, renderer)
+
+
+@attrs.define
+class ScaleOut:
+    """``workers`` local processes (a Dask LocalCluster), or the cluster at ``scheduler``."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+    client: object = None
+    cluster: object = None
+
+    def __enter__(self) -> ScaleOut:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - a dependency of nbsim
+            raise UsageError("--workers/--scheduler need dask.distributed (pip install distributed)") from None
+        if self.scheduler is not None:
+            try:
+                self.client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise UsageError(f"--scheduler {self.scheduler}: cannot connect ({exc})") from None
+        else:
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def render(self, plan, options, outputs, pending: list[range], advance: Callable[[list[int]], None]) -> None:
+        """Render the ``pending`` blocks, one task each; ``advance(images)`` as each finishes."""
+        from distributed import as_completed
+
+        remote = attrs.evolve(outputs, **{name: os.path.abspath(getattr(outputs, name))
+                                          for name in ("template", "nexus") if getattr(outputs, name)})
+        token = hashlib.sha256(pickle.dumps((plan, options, remote))).hexdigest()[:16]
+        # local workers share the CPUs; a cluster's workers use what they were given
+        threads = max(1, (os.cpu_count() or 1) // self.workers) if self.workers else None
+        plan_on_workers = self.client.scatter(plan, broadcast=True, hash=False)
+        futures = [self.client.submit(_render_on_worker, plan_on_workers, options, remote, block, token, threads,
+                                      key=f"nbsim-{token}-{block.start}", retries=2)
+                   for block in pending]
+        try:
+            for future in as_completed(futures):
+                advance(future.result())
+        finally:
+            for future in futures:
+                future.cancel()
