@@ -9,7 +9,6 @@ made alone, in any order, on any worker (``specs/datasets.md``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import attrs
@@ -58,11 +57,6 @@ def misset_matrix(misset) -> np.ndarray:
 def _number(x: float) -> str:
     """A float as a flag value that reads back as the same double."""
     return repr(float(x))
-
-
-def _degrees(radians: float) -> float:
-    """Degrees that the flags turn back into (almost) ``radians``: the value a flag is given."""
-    return radians * RTD
 
 
 @attrs.frozen
@@ -114,7 +108,7 @@ class Stills:
         return random_rotation(generator(self.seed, k, ORIENTATION)) @ base
 
     def misset_degrees(self, k: int) -> tuple[float, float, float]:
-        return tuple(_degrees(a) for a in rng.umat2misset(self.rotation(k)))
+        return tuple(a * RTD for a in rng.umat2misset(self.rotation(k)))  # what -misset is given
 
     def wavelength(self, k: int) -> float:
         jitter = generator(self.seed, k, ENERGY).normal() * self.energy_jitter if self.energy_jitter else 0.0
@@ -166,8 +160,3 @@ def typed_degrees(argv: Sequence[str], flag: str, default: float) -> float:
         if token == flag:
             value = float(argv[i + 1])
     return value
-
-
-def check_count(name: str, n: int) -> None:
-    if n < 1 or not math.isfinite(n):
-        raise ValueError(f"{name} must be at least 1, got {n}")

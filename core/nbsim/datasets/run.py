@@ -234,6 +234,21 @@ def _model(config):
     return build_model(config)
 
 
+def _real_space(config) -> list[list[float]]:
+    """The crystal's real-space vectors (Å, after the misset), without building a whole model."""
+    import torch
+
+    from nbsim.model.crystal import build_lattice
+
+    def t(x):
+        return None if x is None else torch.tensor(x, dtype=torch.float64)
+
+    c = config.crystal
+    lattice = build_lattice(cell=t(c.cell), matrix=t(c.reciprocal_matrix), wavelength=t(config.beam.wavelength),
+                            misset=t(c.misset))
+    return lattice.real.tolist()
+
+
 def truth(plan: Series | Stills, outputs: Outputs) -> list[expt.Experiment]:
     """The dataset as DIALS experiments: one sweep of every frame, or one experiment per still."""
 
@@ -242,10 +257,10 @@ def truth(plan: Series | Stills, outputs: Outputs) -> list[expt.Experiment]:
             return {"image": image_path(outputs.template, k)}
         return {"image": outputs.nexus, "frame": k}
 
-    def experiment(config, **fields) -> expt.Experiment:
-        return attrs.evolve(simulated_experiment(config, _model(config), image=""), **fields)
-
-    if isinstance(plan, Series):
-        return [experiment(plan.config(0), frames=plan.count, template=outputs.template or outputs.nexus,
-                           image=image_of(0)["image"])]
-    return [experiment(plan.config(k), **image_of(k)) for k in range(plan.count)]
+    first = simulated_experiment(plan.config(0), _model(plan.config(0)), image="")
+    if isinstance(plan, Series):  # one crystal, turning
+        return [attrs.evolve(first, frames=plan.count, template=outputs.template or outputs.nexus,
+                             image=image_of(0)["image"])]
+    # stills share the beam direction and detector; each has its crystal and wavelength
+    return [attrs.evolve(first, real_space=_real_space(config), wavelength=config.beam.wavelength, **image_of(k))
+            for k, config in ((k, plan.config(k)) for k in range(plan.count))]
