@@ -119,10 +119,16 @@ def blocks(plan: Series | Stills, outputs: Outputs) -> list[range]:
     return outputs.shards(plan.count)
 
 
+def shard_missing(block: range, plan: Series | Stills, outputs: Outputs) -> bool:
+    """Whether ``block`` is a NeXus shard not yet written."""
+    if outputs.nexus is None:
+        return False
+    return not os.path.exists(outputs.shard_path(block.start // outputs.shard_size, len(blocks(plan, outputs))))
+
+
 def missing_in(block: range, plan: Series | Stills, outputs: Outputs) -> list[int]:
     """The images of ``block`` to render: those whose file is missing, or all if its shard is."""
-    if outputs.nexus is not None and not os.path.exists(outputs.shard_path(block.start // outputs.shard_size,
-                                                                            len(blocks(plan, outputs)))):
+    if shard_missing(block, plan, outputs):
         return list(block)
     if outputs.template is None:
         return []
@@ -135,17 +141,18 @@ def render_block(plan: Series | Stills, outputs: Outputs, block: range, renderer
     images rendered."""
     todo = missing_in(block, plan, outputs)
     extension = None if outputs.template is None else os.path.splitext(outputs.template)[1]
-    shard_missing = outputs.nexus is not None and len(todo) == len(block)
-    images = []
+    shard = shard_missing(block, plan, outputs)
+    first, counts = None, []  # the shard's first image (its scan starts there) and every image's counts
     for k in todo:
         image = renderer.image(plan.config(k))
         if extension is not None and not os.path.exists(image_path(outputs.template, k)):
             atomic.write_bytes(image_path(outputs.template, k), encode(image, extension), "--template")
-        if shard_missing:
-            images.append(image)
+        if shard:
+            first = first or image
+            counts.append(image.counts.reshape(image.config.detector.n_panels, *image.counts.shape[-2:]))
         progress(k)
-    if shard_missing:
-        write_shard(plan, outputs, block.start // outputs.shard_size, images)
+    if shard:
+        write_shard(plan, outputs, block.start // outputs.shard_size, first, np.stack(counts))
     return todo
 
 
@@ -178,12 +185,10 @@ def run_dataset(plan: Series | Stills, options, outputs: Outputs, *,
     return sorted(done)
 
 
-def write_shard(plan: Series | Stills, outputs: Outputs, j: int, images: list[Image]) -> None:
-    """NeXus shard j: its images' counts as frames, the scan from its first image."""
-    first = images[0]
+def write_shard(plan: Series | Stills, outputs: Outputs, j: int, first: Image, counts: np.ndarray) -> None:
+    """NeXus shard j: the counts (frames, panels, slow, fast) of its images, the scan from the
+    first one's."""
     experiment = simulated_experiment(first.config, first.model, image=outputs.nexus)
-    counts = np.stack([image.counts.reshape(first.config.detector.n_panels, *image.counts.shape[-2:])
-                       for image in images])
     path = outputs.shard_path(j, len(outputs.shards(plan.count)))
     atomic.write_bytes(path, nexus.encode(experiment, counts, created=FIXED_TIME), "--nexus")
 
