@@ -189,6 +189,13 @@ def _make_run_command() -> click.Command:
                      help="the NeXus file holds the noise image instead of the int image"),
         click.Option(["--nexus-float"], is_flag=True,
                      help="the NeXus file holds the float image too (/entry/data/photons)"),
+        click.Option(["--response", "responses"], multiple=True, metavar="NAME[:KEY=VALUE,...]",
+                     help="a step of the detector's response, from the ideal photons to what is recorded "
+                          "(repeat, in order: e.g. --response psf-gauss:fwhm=172 --response poisson --response "
+                          "gain:adu_per_photon=2 --response readout:sigma=3); the int, noise, CBF and NeXus files "
+                          "then hold its result"),
+        click.Option(["--response-float"], default=None, metavar="FILE",
+                     help="also write the detector response's result as float32, like -floatfile"),
         click.Option(["--png"], default=None, metavar="FILE",
                      help="also draw the float image as a PNG picture (every panel, laid out)"),
         click.Option(["--png-scaling"], type=click.Choice(["log", "adxv"]), default="log", show_default=True,
@@ -203,7 +210,7 @@ def _make_run_command() -> click.Command:
 
     def callback(example, phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, noise_rng,
                  provenance, engine, verbose, cbf, cbf_noise, png, png_scaling, export_expt, write_hkl, nexus,
-                 nexus_noise, nexus_float, flags, **plugin_values):
+                 nexus_noise, nexus_float, responses, response_float, flags, **plugin_values):
         from nbsim.runner import RunOptions, run
 
         try:
@@ -218,6 +225,7 @@ def _make_run_command() -> click.Command:
                 image_stage=_stage_names(image_stage), engine=engine, verbose=verbose, **inputs,
                 write_hkl=write_hkl, cbf=cbf, cbf_noise=cbf_noise, png=png, png_scaling=png_scaling,
                 export_expt=export_expt, nexus=nexus, nexus_noise=nexus_noise, nexus_float=nexus_float,
+                responses=responses, response_float=response_float,
             )
             run(argv, options, progress=_progress_bar(argv))
         except NbsimError as exc:

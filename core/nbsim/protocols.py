@@ -175,8 +175,53 @@ class ImageTransform(Protocol):
         """
 
 
+@attrs.frozen(eq=False)
+class ResponseContext:
+    """What a detector response sees besides the image.
+
+    :ivar pixel_size: (K,) metres, each panel's pixel size.
+    :ivar generator: for a random response, a ``torch.Generator`` seeded for this step of the
+        chain (from the response's own ``seed=`` option, else from the run's noise seed and the
+        step's position); None for a response that is not random.
+    :ivar config: the run's :class:`nbsim.model.config.RunConfig`.
+    :ivar notes: a list a response may append remarks to (said on stderr: overloads, ...).
+    """
+
+    pixel_size: Tensor
+    generator: Any
+    config: Any
+    notes: list
+
+
+@runtime_checkable
+class DetectorResponse(Protocol):
+    """One step of the detector's response (``--response NAME:key=value,...``, in order), from
+    the ideal photon image to what the detector records: a point-spread function, a gain, a
+    noise, an offset, saturation.  Run on whole panels after the image stage.
+
+    ``differentiable``: the output is differentiable in the image (checked by gradcheck);
+    ``random``: it draws from ``context.generator`` (and only from it: the same generator state
+    gives the same output); ``conserves_total``: the sum over a panel is kept for an image
+    well inside it (point-spread functions).
+    """
+
+    name: str
+    differentiable: bool
+    random: bool
+    conserves_total: bool
+
+    def configure(self, options: Mapping[str, str]) -> "DetectorResponse":
+        """The response with the ``key=value`` options of its ``--response`` (values as text);
+        an unknown key or a bad value raises ValueError saying which and why."""
+        return self
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        """The response to ``image`` (K, S, F), float64 or float32: same shape, dtype and device;
+        a pixel may depend on pixels of its own panel only."""
+
+
 _FIELD_TYPES = {"str": str, "int": int, "bool": bool}
-_PROTOCOLS = (PhiPolicy, LatticeFactor, PolarizationModel, ImageTransform)
+_PROTOCOLS = (PhiPolicy, LatticeFactor, PolarizationModel, ImageTransform, DetectorResponse)
 
 
 def offers(obj: Any, capability: str, method: str) -> bool:

@@ -31,7 +31,7 @@ from nbsim.io import atomic, cbf, expt, fdump, hkl, nexus
 from nbsim.model.build import build_model
 from nbsim.model.config import RunConfig
 from nbsim.outputs import image_files as outputs
-from nbsim.outputs import picture, report
+from nbsim.outputs import picture, report, response
 from nbsim.outputs.experiment import simulated_experiment
 from nbsim.outputs.noise import noise_counts
 from nbsim.outputs.statistics import image_statistics
@@ -64,6 +64,8 @@ class RunOptions:
     nexus: str | None = None  # --nexus FILE: an NXmx file of the int image (of the noise image with nexus_noise)
     nexus_noise: bool = False
     nexus_float: bool = False  # --nexus-float: the float image beside the counts
+    responses: tuple[str, ...] = ()  # --response NAME:k=v,... in order (nbsim.outputs.response)
+    response_float: str | None = None  # --response-float FILE: the recorded image as float32
     detector: str | None = None  # --detector FILE: the panels of a geometry file (nbsim.io.detector_file)
 
 
@@ -104,6 +106,7 @@ def run(
              "only; --export-expt describes every panel")
     _check_cbf(config, options)
     _check_nexus(config, options)
+    _check_response(options)
     if options.write_hkl and config.crystal.structure_factors is None:
         raise UsageError("--write-hkl: there are no structure factors to write (only -default_F); "
                          "give -hkl, --mtz or --structure")
@@ -114,6 +117,7 @@ def run(
     physics = select_physics(config, phi_policy=options.phi_policy, lattice=options.lattice,
                              polarization=options.polarization, options=options.plugin_options,
                              image_stage=options.image_stage, system=system)
+    chain = response.select_chain(system, options.responses)
     lines: list[str] = []
 
     def say(text: str) -> None:
@@ -163,19 +167,28 @@ def run(
     scale = outputs.int_scale(o.intfile_scale, stats.max_I)
     g = model.geometry
     header = outputs.smv_header(config, g)
-    int_image = outputs.int_pixels(image32, d.roi, scale, o.adc_offset)
+    noise = pixels = None
+    if chain:  # the recorded image: the int, noise, CBF and NeXus files carry it
+        recorded, notes = response.apply_chain(chain, image32, config, model)
+        for text in notes:
+            tell(text)
+        int_image = pixels = response.recorded_pixels(recorded)
+    else:
+        int_image = outputs.int_pixels(image32, d.roi, scale, o.adc_offset)
     files.append(atomic.Output(o.intfile, outputs.smv_bytes(header, outputs.stacked(int_image)), "-intfile"))
     pgm_scale = None
     if o.pgmfile is not None:
         pgm_scale = outputs.pgm_scale(o.pgm_scale, scale, stats.rmsd)
         files.append(atomic.Output(o.pgmfile, outputs.pgm_bytes(image32, d.roi, pgm_scale), "-pgmfile"))
-    noise = None
-    if o.noisefile is not None:
+    if o.noisefile is not None and not chain:
         counts = noise_counts(image32, config, method=options.noise_rng, progress=setup_progress)
         pixels, photons, overloads = outputs.noise_pixels(counts, d.roi, o.adc_offset)
         del counts
         noise = (photons, overloads)
+    if o.noisefile is not None:
         files.append(atomic.Output(o.noisefile, outputs.smv_bytes(header, outputs.stacked(pixels)), "-noisefile"))
+    if options.response_float:
+        files.append(atomic.Output(options.response_float, recorded.astype(np.float32).tobytes(), "--response-float"))
     if options.export_expt:
         if d.curved:
             warn("--export-expt: a DIALS experiment list describes flat panels; the curved detector is written "
@@ -206,7 +219,7 @@ def run(
     atomic.write_all(files)
     # the reference prints its "writing ..." lines as it writes; here they follow the files they name
     tail = report.result_lines(config, model, stats, omega_sum, int_scale=scale,
-                               pgm_scale=pgm_scale, noise=noise)
+                               pgm_scale=pgm_scale, noise=noise, response=options.responses)
     if switch is not None:
         # printed mid-render by the reference, its last line unterminated until the blank line
         tail = report.interpolation_warning(switch) + tail[1:]
@@ -224,6 +237,7 @@ def output_targets(config: RunConfig, options: RunOptions) -> list[tuple[str, st
     targets += [(o.floatfile, "-floatfile"), (o.intfile, "-intfile")]
     targets += [(o.pgmfile, "-pgmfile")] if o.pgmfile is not None else []
     targets += [(o.noisefile, "-noisefile")] if o.noisefile is not None else []
+    targets += [(options.response_float, "--response-float")] if options.response_float else []
     targets += [(options.export_expt, "--export-expt")] if options.export_expt else []
     targets += [(options.nexus, "--nexus")] if options.nexus else []
     targets += [(options.png, "--png")] if options.png else []
@@ -242,6 +256,11 @@ def _check_cbf(config: RunConfig, options: RunOptions) -> None:
                          "nothing is written (one file per panel is not supported)")
     if options.cbf_noise and config.output.noisefile is None:
         raise UsageError("--cbf-noise: the noise image is not made (-nonoise); remove -nonoise or --cbf-noise")
+
+
+def _check_response(options: RunOptions) -> None:
+    if options.response_float and not options.responses:
+        raise UsageError("--response-float writes the detector response's result, and no --response is given")
 
 
 def _check_nexus(config: RunConfig, options: RunOptions) -> None:

@@ -9,6 +9,7 @@ comparison.  The reference's heap-address ``mmap(...)`` line is not reproduced.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from nbsim.model.build import AVOGADRO, Model
 from nbsim.model.config import RunConfig
@@ -146,12 +147,13 @@ def result_lines(
     int_scale: float,
     pgm_scale: float | None,
     noise: tuple[float, int] | None,
+    response: Sequence[str] = (),
 ) -> list[str]:
     """What the reference prints after rendering, in its order."""
     o, d = config.output, config.detector
     out = ["", "solid angle subtended by detector = %g steradian ( %g%% sphere)"
            % (omega_sum / m.steps, 100 * omega_sum / m.steps / 4 / math.pi)]
-    out.append("writing %s as %d 4-byte floats" % (o.floatfile, d.fpixels * d.spixels))
+    out.append("writing %s as %d 4-byte floats" % (o.floatfile, d.n_panels * d.fpixels * d.spixels))
     out.append("max_I = %g  at %g %g" % (stats.max_I, stats.max_x, stats.max_y))
     out.append("mean= %g rms= %g rmsd= %g" % (stats.mean, stats.rms, stats.rmsd))
     out.append("intfile_scale = %g" % int_scale)
@@ -159,7 +161,10 @@ def result_lines(
     if pgm_scale is not None:
         out.append("pgm_scale = %g" % pgm_scale)
         out.append("writing %s as 1-byte integers" % o.pgmfile)
-    if noise is not None:
+    if response and o.noisefile is not None:  # the recorded image replaces the noise image
+        out.append("detector response: %s" % " -> ".join(response))
+        out.append("writing %s as 2-byte integers" % o.noisefile)
+    elif noise is not None:
         out.append("%.0f photons on noise image (%d overloads)" % noise)
         out.append("writing %s as 2-byte integers" % o.noisefile)
     return out

@@ -68,6 +68,19 @@ def nbsim_register_image_transforms(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def nbsim_register_detector_responses(register: Callable[[Any], None]) -> None:
+    """Register detector responses (point-spread functions, gains, noises, offsets, saturation).
+
+    Called once when plugins are loaded.  Call ``register(response)`` for every
+    :class:`nbsim.protocols.DetectorResponse` the plugin provides; ``--response NAME:k=v,...``
+    (repeatable) chains the named ones, in order, from the ideal image to the recorded one
+    (``nbsim.outputs.response``).
+
+    :param register: callable taking one detector-response object.
+    """
+
+
+@hookspec
 def nbsim_register_options(register: Callable[..., None]) -> None:
     """Register command-line options of ``nbsim run`` that a plugin needs.
 

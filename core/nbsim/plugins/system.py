@@ -23,7 +23,7 @@ import pluggy
 from nbsim.errors import PluginError
 from nbsim.plugins import hookspecs
 from nbsim.plugins.registry import Registry
-from nbsim.protocols import ImageTransform, LatticeFactor, PhiPolicy, PolarizationModel
+from nbsim.protocols import DetectorResponse, ImageTransform, LatticeFactor, PhiPolicy, PolarizationModel
 
 try:  # Python 3.11's importlib.metadata lacks some conveniences; the backport has them
     import importlib_metadata as metadata
@@ -35,6 +35,7 @@ GROUP = "nbsim"
 DEFAULT_PLUGINS = (
     "nbsim.plugins.builtins.lattice:BuiltinLatticePlugin",
     "nbsim.plugins.builtins.polarization:BuiltinPolarizationPlugin",
+    "nbsim.plugins.builtins.responses:BuiltinResponsePlugin",
     "nbsim.plugins.builtins.trace:BuiltinTracePlugin",
 )
 
@@ -69,13 +70,15 @@ class PluginSystem:
     lattice_factors: Registry
     polarization_models: Registry
     image_transforms: Registry
+    detector_responses: Registry
     options: list[OptionSpec]
     failures: list[tuple[str, str]]
     info: list[PluginInfo]
 
     def registry(self, kind: str) -> Registry:
         return {"phi policy": self.phi_policies, "lattice factor": self.lattice_factors,
-                "polarization model": self.polarization_models, "image transform": self.image_transforms}[kind]
+                "polarization model": self.polarization_models, "image transform": self.image_transforms,
+                "detector response": self.detector_responses}[kind]
 
 
 def _import_object(spec: str):
@@ -113,7 +116,8 @@ def build_system(*, entry_points: bool = True, extra: tuple[Any, ...] = ()) -> P
     pm.add_hookspecs(hookspecs)
     system = PluginSystem(pm, Registry("phi policy", PhiPolicy), Registry("lattice factor", LatticeFactor),
                           Registry("polarization model", PolarizationModel),
-                          Registry("image transform", ImageTransform), [], [], [])
+                          Registry("image transform", ImageTransform),
+                          Registry("detector response", DetectorResponse), [], [], [])
     origins: dict[str, tuple[str, str, str]] = {}
     for spec in DEFAULT_PLUGINS:
         name = "nbsim." + spec.rpartition(":")[2]
@@ -151,6 +155,7 @@ def build_system(*, entry_points: bool = True, extra: tuple[Any, ...] = ()) -> P
         ("nbsim_register_lattice_factors", system.lattice_factors),
         ("nbsim_register_polarization_models", system.polarization_models),
         ("nbsim_register_image_transforms", system.image_transforms),
+        ("nbsim_register_detector_responses", system.detector_responses),
     ):
         provided += _call_register_hook(system, hook_name, registry)
     for impl in pm.hook.nbsim_register_options.get_hookimpls():

@@ -1,0 +1,220 @@
+"""The built-in detector responses (``specs/responses.md`` gives each formula and unit).
+
+Point-spread functions are pixel-integrated (the light of a pixel's centre spread over the
+neighbouring pixels by the integral of the PSF over each), normalised to conserve the total,
+and applied by FFT convolution of each whole panel (zero beyond its edges: light that falls
+off a panel is lost). ``read-out noise`` lives in its own package (``plugins/response-readout``),
+the template for a facility's response.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor
+
+from nbsim.plugins.hookspecs import hookimpl
+from nbsim.plugins.response_base import Response
+from nbsim.protocols import ResponseContext
+
+#: sigma of a Gaussian of FWHM 1
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+#: g of the fiber PSF (g^2 + r^2)^(-3/2) of FWHM 1: half height at r = g sqrt(2^(2/3) - 1)
+FWHM_TO_FIBER_G = 1.0 / (2.0 * math.sqrt(2.0 ** (2.0 / 3.0) - 1.0))
+
+
+def pixel_integrated_kernel(cumulative, radius: int, pixel: float, *, dtype, device) -> Tensor:
+    """(2r+1, 2r+1) integrals of a PSF over the pixels around a centre pixel, normalised to 1:
+    ``cumulative(x, y)`` is the integral of the PSF over (-inf, x] x (-inf, y] (or any function
+    whose mixed difference over a rectangle is its integral), x and y in metres."""
+    edges = (torch.arange(-radius, radius + 2, dtype=torch.float64) - 0.5) * pixel
+    F = cumulative(edges[:, None], edges[None, :])
+    kernel = F[1:, 1:] - F[:-1, 1:] - F[1:, :-1] + F[:-1, :-1]
+    return (kernel / kernel.sum()).to(dtype=dtype, device=device)
+
+
+def convolve_panels(image: Tensor, kernels: list[Tensor]) -> Tensor:
+    """Each (S, F) panel of ``image`` convolved with its (2r+1, 2r+1) kernel by FFT, the same
+    size out (a linear convolution: zero beyond the panel)."""
+    out = []
+    for panel, kernel in zip(image, kernels):
+        r = (kernel.shape[0] - 1) // 2
+        size = (panel.shape[0] + 2 * r, panel.shape[1] + 2 * r)
+        full = torch.fft.irfft2(torch.fft.rfft2(panel, s=size) * torch.fft.rfft2(kernel, s=size), s=size)
+        out.append(full[r:r + panel.shape[0], r:r + panel.shape[1]])
+    return torch.stack(out)
+
+
+class _PointSpread(Response):
+    """A pixel-integrated, normalised PSF of FWHM ``fwhm`` µm, out to ``radius`` pixels."""
+
+    conserves_total: ClassVar[bool] = True
+    required: ClassVar[tuple[str, ...]] = ("fwhm",)
+    default_reach: ClassVar[float] = 4.0  # FWHMs: the default radius
+
+    def check(self) -> None:
+        if not self.fwhm > 0:
+            raise ValueError(f"fwhm must be positive (µm), got {self.fwhm:g}")
+        if self.radius is not None and self.radius < 1:
+            raise ValueError(f"radius must be at least 1 pixel, got {self.radius}")
+
+    def kernel(self, pixel: float, *, dtype, device) -> Tensor:
+        fwhm = self.fwhm * 1e-6
+        radius = self.radius or max(1, math.ceil(self.default_reach * fwhm / pixel))
+        return pixel_integrated_kernel(self.cumulative(fwhm), radius, pixel, dtype=dtype, device=device)
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        sizes = context.pixel_size.tolist()  # the kernels are tables, not functions of the image
+        return convolve_panels(image, [self.kernel(p, dtype=image.dtype, device=image.device) for p in sizes])
+
+
+@attrs.frozen
+class GaussianPSF(_PointSpread):
+    """exp(-r^2 / 2 sigma^2) / (2 pi sigma^2), sigma = FWHM / (2 sqrt(2 ln 2))."""
+
+    name: ClassVar[str] = "psf-gauss"
+    default_reach: ClassVar[float] = 2.0  # 4.7 sigma
+    fwhm: float | None = None  # µm
+    radius: int | None = None  # pixels
+
+    def cumulative(self, fwhm: float):
+        sigma = fwhm * FWHM_TO_SIGMA
+
+        def phi(x):
+            return 0.5 * (1.0 + torch.erf(x / (sigma * math.sqrt(2.0))))
+
+        return lambda x, y: phi(x) * phi(y)
+
+
+@attrs.frozen
+class FiberPSF(_PointSpread):
+    """The fiber-optic taper PSF of CCTBX simtbx: g / (2 pi (g^2 + r^2)^(3/2)),
+    g = FWHM / (2 sqrt(2^(2/3) - 1)); its integral over (0, x) x (0, y) is
+    atan(x y / (g sqrt(g^2 + x^2 + y^2))) / (2 pi)."""
+
+    name: ClassVar[str] = "psf-fiber"
+    default_reach: ClassVar[float] = 10.0  # the tails fall as r^-3: 2% of the light beyond 10 FWHM
+    fwhm: float | None = None  # µm
+    radius: int | None = None  # pixels
+
+    def cumulative(self, fwhm: float):
+        g = fwhm * FWHM_TO_FIBER_G
+        return lambda x, y: torch.atan(x * y / (g * torch.sqrt(g * g + x * x + y * y))) / (2.0 * math.pi)
+
+
+@attrs.frozen
+class Gain(Response):
+    """ADUs = photons x ``adu_per_photon``."""
+
+    name: ClassVar[str] = "gain"
+    adu_per_photon: float = 1.0
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        return image * self.adu_per_photon
+
+
+@attrs.frozen
+class Pedestal(Response):
+    """The ADC offset: every pixel + ``adu`` (nanoBragg's ``-adc``)."""
+
+    name: ClassVar[str] = "pedestal"
+    adu: float = 40.0
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        return image + self.adu
+
+
+def _normal(shape, seed: int, *, dtype, device) -> Tensor:
+    """Standard normal deviates from a generator of their own (CPU, so that every device draws
+    the same), moved to ``device``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+
+
+@attrs.frozen
+class Calibration(Response):
+    """A fixed error of each pixel's gain: x (1 + ``percent``/100 g), g standard normal drawn
+    from ``seed`` alone (a property of the detector: the same in every image)."""
+
+    name: ClassVar[str] = "calibration"
+    required: ClassVar[tuple[str, ...]] = ("percent",)
+    percent: float | None = None
+    seed: int = 1
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        g = _normal(image.shape, self.seed, dtype=image.dtype, device=image.device)
+        return image * (1.0 + self.percent / 100.0 * g)
+
+
+@attrs.frozen
+class Flicker(Response):
+    """Flicker noise: x (1 + ``percent``/100 g) with g standard normal, new in every image."""
+
+    name: ClassVar[str] = "flicker"
+    random: ClassVar[bool] = True
+    required: ClassVar[tuple[str, ...]] = ("percent",)
+    percent: float | None = None
+    seed: int | None = None
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        g = torch.randn(image.shape, generator=context.generator, dtype=torch.float64)
+        return image * (1.0 + self.percent / 100.0 * g.to(dtype=image.dtype, device=image.device))
+
+
+@attrs.frozen
+class Poisson(Response):
+    """Photon counting: a Poisson deviate of every pixel's mean. ``rng=c`` (the default) is the
+    reference program's generator with the run's ``-seed``, continuing after its misset and
+    mosaic draws, as its noise image (the same values for a seed); ``rng=torch`` draws from the
+    step's generator (fast)."""
+
+    name: ClassVar[str] = "poisson"
+    differentiable: ClassVar[bool] = False
+    random: ClassVar[bool] = True
+    rng: str = "c"
+    seed: int | None = None
+
+    def check(self) -> None:
+        if self.rng not in ("c", "torch"):
+            raise ValueError(f"rng must be c or torch, got {self.rng!r}")
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        if self.rng == "torch":
+            means = image.detach().to(torch.float64).clamp(min=0.0).cpu()
+            counts = torch.poisson(means, generator=context.generator)
+            return counts.to(dtype=image.dtype, device=image.device)
+        from nbsim.outputs.noise import noise_counts  # the reference's stream over the ROI, in order
+
+        means = image.detach().cpu().numpy().astype(np.float32).reshape(context.config.detector.image_shape)
+        counts = noise_counts(means, context.config, method="c")
+        return torch.from_numpy(counts).reshape(image.shape).to(dtype=image.dtype, device=image.device)
+
+
+@attrs.frozen
+class Saturation(Response):
+    """min(value, ``max``): a pixel can record no more; those above are counted as overloads."""
+
+    name: ClassVar[str] = "saturation"
+    max: float = 65535.0
+
+    def apply(self, image: Tensor, context: ResponseContext) -> Tensor:
+        over = int(torch.count_nonzero(image > self.max))  # a count for the user, not part of the value
+        if over:
+            context.notes.append(f"saturation: {over} pixels above {self.max:g} ADU (overloads)")
+        return torch.clamp(image, max=self.max)
+
+
+BUILTIN_RESPONSES = (GaussianPSF(), FiberPSF(), Gain(), Pedestal(), Calibration(), Flicker(), Poisson(), Saturation())
+
+
+class BuiltinResponsePlugin:
+    """Registers the built-in detector responses."""
+
+    @hookimpl
+    def nbsim_register_detector_responses(self, register):
+        for response in BUILTIN_RESPONSES:
+            register(response)
