@@ -7,9 +7,10 @@ from __future__ import annotations
 import nbsim_lattice_sphere
 import nbsim_phi_c_parity
 import nbsim_phi_spec
+import nbsim_response_readout
 from nbsim.plugins.system import PluginSystem, build_system
 
-TEST_PLUGINS = (nbsim_phi_spec.plugin, nbsim_phi_c_parity.plugin, nbsim_lattice_sphere.plugin)
+TEST_PLUGINS = (nbsim_phi_spec.plugin, nbsim_phi_c_parity.plugin, nbsim_lattice_sphere.plugin, nbsim_response_readout.plugin)
 
 
 def plugin_system(*more) -> PluginSystem:

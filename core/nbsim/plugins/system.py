@@ -23,7 +23,13 @@ import pluggy
 from nbsim.errors import PluginError
 from nbsim.plugins import hookspecs
 from nbsim.plugins.registry import Registry
-from nbsim.protocols import DetectorResponse, ImageTransform, LatticeFactor, PhiPolicy, PolarizationModel
+from nbsim.protocols import (
+    DetectorResponse,
+    ImageTransform,
+    LatticeFactor,
+    PhiPolicy,
+    PolarizationModel,
+)
 
 try:  # Python 3.11's importlib.metadata lacks some conveniences; the backport has them
     import importlib_metadata as metadata

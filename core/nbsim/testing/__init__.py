@@ -23,9 +23,11 @@ from nbsim.testing.image import BaseImageTransformTests
 from nbsim.testing.lattice import BaseLatticeFactorTests
 from nbsim.testing.phi import BasePhiPolicyTests
 from nbsim.testing.polarization import BasePolarizationModelTests
+from nbsim.testing.response import BaseDetectorResponseTests
 from nbsim.testing.tracer import BaseTracerTests
 
 __all__ = [
-    "BaseImageTransformTests", "BaseLatticeFactorTests", "BasePhiPolicyTests", "BasePolarizationModelTests", "BaseTracerTests",
+    "BaseDetectorResponseTests", "BaseImageTransformTests", "BaseLatticeFactorTests", "BasePhiPolicyTests",
+    "BasePolarizationModelTests", "BaseTracerTests",
     "ContractSuite",
 ]

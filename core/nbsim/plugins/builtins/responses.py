@@ -187,7 +187,8 @@ class Poisson(Response):
             means = image.detach().to(torch.float64).clamp(min=0.0).cpu()
             counts = torch.poisson(means, generator=context.generator)
             return counts.to(dtype=image.dtype, device=image.device)
-        from nbsim.outputs.noise import noise_counts  # the reference's stream over the ROI, in order
+        # the reference's stream over the ROI, in order (imported here: outputs sit above plugins)
+        from nbsim.outputs.noise import noise_counts
 
         means = image.detach().cpu().numpy().astype(np.float32).reshape(context.config.detector.image_shape)
         counts = noise_counts(means, context.config, method="c")
