@@ -243,3 +243,13 @@ def test_ctrl_c_stops_between_files_and_the_rerun_finishes_the_same_dataset(tmp_
     assert sorted(p.name for p in cut.iterdir()) == sorted(p.name for p in whole.iterdir())
     for p in whole.iterdir():
         assert (cut / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_a_detector_response_gives_what_each_still_records(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    chain = ["--response", "psf-gauss:fwhm=300", "--response", "poisson:rng=torch", "--response", "gain:adu_per_photon=3",
+             "--response", "readout:sigma=1.5"]
+    invoke("stills", *STILLS, "-nonoise", "--count", "2", "--seed", "3", "--template", "r_#.img", *chain)
+    for k, record in enumerate(manifest("r.manifest.jsonl")):
+        invoke("run", *STILLS, *record["reproduce"], *chain, "-noisefile", "alone.img", "-floatfile", "x.bin")
+        assert open(f"r_{k + 1}.img", "rb").read() == open("alone.img", "rb").read(), k

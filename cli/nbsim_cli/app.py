@@ -284,12 +284,16 @@ def _make_dataset_command(kind: str) -> click.Command:
                           "same files)"),
         click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True),
         click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True),
+        click.Option(["--response", "responses"], multiple=True, metavar="NAME[:KEY=VALUE,...]",
+                     help="a step of the detector's response (repeat, in order): the files then hold what it "
+                          "records instead of the noise image"),
         *_input_options(),
         *_common_options(plugin_opts),
     ]
 
     def callback(phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, engine, noise_rng,
-                 seed, template, nexus, shard_size, manifest, export_expt, workers, scheduler, flags, **values):
+                 seed, template, nexus, shard_size, manifest, export_expt, workers, scheduler, responses, flags,
+                 **values):
         from nbsim.datasets import plan_from_argv
         from nbsim.datasets.run import Outputs, run_dataset
         from nbsim.runner import RunOptions
@@ -304,7 +308,7 @@ def _make_dataset_command(kind: str) -> click.Command:
                 raise UsageError(f"no nanoBragg flags given (see 'nbsim {kind} --help')")
             options = RunOptions(
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
-                lattice=lattice, polarization=polarization, noise_rng=noise_rng, engine=engine,
+                lattice=lattice, polarization=polarization, noise_rng=noise_rng, engine=engine, responses=responses,
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), values),
                 image_stage=_stage_names(image_stage), **inputs)
             plan = plan_from_argv(kind, argv, options, seed=seed, warn=_warn, **size)

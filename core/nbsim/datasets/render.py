@@ -20,7 +20,7 @@ from nbsim.engines.pipeline import render
 from nbsim.errors import UsageError
 from nbsim.model.build import Model, build_model
 from nbsim.model.config import RunConfig
-from nbsim.outputs import image_files
+from nbsim.outputs import image_files, response
 from nbsim.outputs.noise import noise_counts
 from nbsim.plugins.selection import check_device, check_dtype, select_physics
 from nbsim.plugins.system import load_plugins
@@ -33,7 +33,9 @@ class Image:
     config: RunConfig
     model: Model
     photons: np.ndarray  # float32, the detector's image shape: the float image
-    counts: np.ndarray | None  # uint16, the noise image (Poisson photons + ADC offset), unless -nonoise
+    #: uint16, what the detector records: the noise image (Poisson photons + ADC offset), or the
+    #: result of the --response chain; None with -nonoise and no chain
+    counts: np.ndarray | None
 
 
 class Renderer:
@@ -48,6 +50,7 @@ class Renderer:
         self.physics = select_physics(first, phi_policy=options.phi_policy, lattice=options.lattice,
                                       polarization=options.polarization, options=options.plugin_options,
                                       image_stage=options.image_stage, system=system)
+        self.chain = response.select_chain(system, options.responses)
 
     def image(self, config: RunConfig) -> Image:
         model = build_model(config, device=self.device, dtype=self.dtype)
@@ -60,7 +63,9 @@ class Renderer:
             result = render(model, self.physics, max_memory=self.working_memory, engine=choice)
         photons = result.image.to(torch.float32).cpu().numpy()
         counts = None
-        if config.output.noisefile is not None:
+        if self.chain:  # the detector's response gives what is recorded
+            counts = response.recorded_pixels(response.apply_chain(self.chain, photons, config, model)[0])
+        elif config.output.noisefile is not None:
             poisson = noise_counts(photons, config, method=self.options.noise_rng)
             counts = image_files.noise_pixels(poisson, config.detector.roi, config.output.adc_offset)[0]
         return Image(config=config, model=model, photons=photons, counts=counts)

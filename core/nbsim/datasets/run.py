@@ -88,13 +88,14 @@ def encode(image: Image, extension: str) -> bytes:
     return image_files.smv_bytes(image_files.smv_header(image.config, g), image_files.stacked(image.counts))
 
 
-def check(plan: Series | Stills, outputs: Outputs) -> str | None:
-    """The image files' format (None: no --template); usage errors for what cannot be written."""
+def check(plan: Series | Stills, outputs: Outputs, counts_made: bool) -> str | None:
+    """The image files' format (None: no --template); usage errors for what cannot be written
+    (``counts_made``: whether images are recorded, by the noise image or a --response chain)."""
     if outputs.template is None and outputs.nexus is None:
         raise UsageError("give --template NAME_#####.EXT (numbered files) or --nexus FILE (NeXus), or both")
     config = plan.base
     if outputs.nexus is not None:
-        if config.output.noisefile is None:
+        if not counts_made:
             raise UsageError("--nexus: a dataset's NeXus file holds the noise image, which -nonoise does not make")
         if outputs.shard_size < 1:
             raise UsageError(f"--shard-size must be at least 1, got {outputs.shard_size}")
@@ -102,7 +103,7 @@ def check(plan: Series | Stills, outputs: Outputs) -> str | None:
     if outputs.template is None:
         return None
     extension = check_template(outputs.template, plan.count)
-    if extension in (".cbf", ".img") and config.output.noisefile is None:
+    if extension in (".cbf", ".img") and not counts_made:
         raise UsageError(f"--template: {FORMATS[extension]} is not made (-nonoise); remove -nonoise or write .bin")
     if extension == ".cbf" and config.detector.n_panels > 1:
         raise UsageError(f"--template: a miniCBF holds one panel and this detector has {config.detector.n_panels}; "
@@ -162,7 +163,7 @@ def run_dataset(plan: Series | Stills, options, outputs: Outputs, *,
     """Render every image that is missing, in this process or on ``scale_out`` (a
     :class:`nbsim.datasets.distributed.ScaleOut`); then write the manifest, the experiment
     list and the NeXus master.  Returns the images rendered now."""
-    check(plan, outputs)
+    check(plan, outputs, plan.base.output.noisefile is not None or bool(getattr(options, "responses", ())))
     work = [(block, missing_in(block, plan, outputs)) for block in blocks(plan, outputs)]
     total = sum(len(todo) for _, todo in work)
     if total < plan.count:
