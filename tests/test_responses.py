@@ -164,3 +164,9 @@ def test_bad_responses_are_one_line_usage_errors(tmp_path, monkeypatch, argv, me
     assert result.exit_code == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_nbsim_plugins_lists_every_response():
+    result = CliRunner().invoke(cli, ["plugins"], catch_exceptions=False)
+    for name in [*CONFIGURED, "readout"]:
+        assert f"detector response:{name}" in result.stdout, name
