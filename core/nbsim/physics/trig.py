@@ -48,6 +48,12 @@ def _reduce(t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     return k, (t - k).to(dtype)
 
 
+def _reduce_sum(whole: Tensor, part: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(k, r) of t = whole + part, ``whole`` integer-valued, without forming t."""
+    k = torch.round(part)
+    return whole + k, (part - k).to(dtype)
+
+
 def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
     return _sinpi_reduced(*_reduce(t, dtype or t.dtype))
@@ -60,8 +66,16 @@ def sincg_pi(h: Tensor, n: Tensor) -> Tensor:
     in h's precision.
     """
     dtype = n.dtype
-    num = sinpi(h * n.to(h.dtype), dtype)
-    k, r = _reduce(h, dtype)
+    k, r_wide = _reduce(h, h.dtype)
+    n_wide = n.to(h.dtype)
+    # N h = N k + N r, reduced in parts: for an integer N, N k is an integer and the fraction is
+    # N r to full relative precision (the product N h rounded at once would lose the digits
+    # that the quotient's derivative near a Bragg peak is made of)
+    kn = k * n_wide
+    whole = torch.round(kn)
+    part = (kn - whole) + r_wide * n_wide
+    num = _sinpi_reduced(*_reduce_sum(whole, part, dtype))
+    r = r_wide.to(dtype)
     den = _sinpi_reduced(k, r)
     integer = r == 0  # den == 0, tested without a second read of den
     if torch.is_grad_enabled() and (h.requires_grad or n.requires_grad):

@@ -71,11 +71,15 @@ class SquareLattice(LatticeFactor):
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
-        if torch.compiler.is_compiling():
-            # fused: exact reduction of the argument, polynomial sine, in the working precision
+        differentiating = torch.is_grad_enabled() and (hkl.requires_grad or n_cells.requires_grad)
+        if torch.compiler.is_compiling() or differentiating:
+            # exact reduction of the argument, polynomial sine: compiled, it is fused; for
+            # gradients it is needed, as sin(pi h) of a rounded pi h near a large integer
+            # leaves the derivative of the quotient with no correct digit (wrong sign at
+            # h = 17 + 1e-6)
             return sincg_pi(hkl, n_cells).prod(-1)
-        # eager: a few library sines in hkl's (double) precision cost less than the reduction's
-        # dozen passes over memory, in either working precision
+        # eager without gradients: a few library sines in hkl's (double) precision cost less than
+        # the reduction's dozen passes over memory, in either working precision
         return sincg(math.pi * hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
 
     def compiled_form(self):
