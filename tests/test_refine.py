@@ -88,3 +88,34 @@ def test_bad_refine_requests():
     result = CliRunner().invoke(cli, ["refine", *START.split(), "--observed", "missing.img", "--refine", "cell"])
     assert result.exit_code == 1 and result.stderr.startswith("nbsim: error: --observed")
     assert math.isfinite(sim.initial("distance").item()) and isinstance(sim.initial("cell"), torch.Tensor)
+
+
+def test_a_parameter_the_image_does_not_depend_on_is_named(truth_image):
+    """Under the XDS convention -Xbeam/-Ybeam do not move the detector: refining beam_center
+    there is said, with what to refine instead, and the parameter keeps its value."""
+    sim = Simulation.from_argv([*START.split(), "-xds"])
+    refinement = Refinement(sim, read_observed(str(truth_image), sim), ["beam_center", "distance"])
+    assert refinement.inert() == ["beam_center"]
+    said = []
+    result = refinement.run(optimizer="adam", stages=(1,), iterations=2, warn=said.append)
+    assert len(said) == 1 and "--refine beam_center" in said[0] and "-ORGX/-ORGY" in said[0]
+    assert result.refined["beam_center"] == result.start["beam_center"]
+
+
+def test_a_loss_that_becomes_nan_stops_the_refinement_with_an_error(truth_image, monkeypatch):
+    from nbsim.errors import RefinementError
+
+    sim = Simulation.from_argv(START.split())
+    refinement = Refinement(sim, read_observed(str(truth_image), sim), ["distance"])
+    finite = refinement.loss
+    calls = []
+
+    def loss(block=1):  # a model that turns impossible on the third evaluation
+        value, scale = finite(block)
+        calls.append(1)
+        return (value * math.nan if len(calls) >= 3 else value), scale
+
+    monkeypatch.setattr(refinement, "loss", loss)
+    with pytest.raises(RefinementError, match=r"the loss became nan .* the last finite parameters: distance 60\.\d+"):
+        refinement.run(optimizer="adam", stages=(1,), iterations=5)
+    assert torch.isfinite(refinement.u["distance"]).all()

@@ -149,16 +149,36 @@ def _input_options() -> list:
                      help="the detector's panels from a geometry file: a DIALS experiment list (.expt), a CrystFEL "
                           ".geom file or an nbsim panel list (JSON); replaces the flags that size and place the "
                           "detector"),
+        click.Option(["--spectrum"], default=None, metavar="FILE",
+                     help="the beam's spectrum: lines of photon energy (eV) or wavelength (A) and weight, under a "
+                          "header '# energy_eV weight' or '# wavelength_A weight'; each line a source, the image "
+                          "their weighted sum; replaces -lambda, -energy, -dispersion, -dispsteps, -sourcefile"),
     ]
 
 
+def _sase_options(seeded: bool) -> list:
+    """``--sase`` (and, where one image is rendered, the ``--sase-seed`` of its shot)."""
+    options = [click.Option(["--sase"], default=None, metavar="MEAN_EV:BANDWIDTH:SPIKES[:BINS]",
+                            help="a random spiky XFEL (SASE) spectrum: SPIKES random-phase modes under a Gaussian "
+                                 "envelope of relative FWHM BANDWIDTH about MEAN_EV, sampled at BINS energies "
+                                 "(default 8 per spike); " + ("drawn from --sase-seed" if seeded else
+                                                              "each still its own shot, drawn from (--seed, k)"))]
+    if seeded:
+        options.append(click.Option(["--sase-seed"], type=int, default=None, metavar="N",
+                                    help="the seed of the --sase shot (default 0)"))
+    return options
+
+
 def _inputs(values: dict) -> dict:
-    """The RunOptions fields of :func:`_input_options`, taken out of a callback's ``values``."""
-    from nbsim.setup import StructureInputs
+    """The RunOptions fields of :func:`_input_options` and :func:`_sase_options`, taken out of a
+    callback's ``values``."""
+    from nbsim.setup import SpectrumInputs, StructureInputs
 
     structure = StructureInputs(**{name: values.pop(name) for name in ("mtz", "mtz_column", "structure", "d_min",
                                                                          "anomalous")})
-    return {"structure": structure, "detector": values.pop("detector")}
+    spectrum = SpectrumInputs(file=values.pop("spectrum"), sase=values.pop("sase", None),
+                              sase_seed=values.pop("sase_seed", None))
+    return {"structure": structure, "detector": values.pop("detector"), "spectrum": spectrum}
 
 
 def _make_run_command() -> click.Command:
@@ -178,6 +198,7 @@ def _make_run_command() -> click.Command:
                           "one that cannot render the job is an error saying why"),
         click.Option(["--verbose"], is_flag=True, help="say on stderr which engine renders, and why"),
         *_input_options(),
+        *_sase_options(seeded=True),
         click.Option(["--cbf"], default=None, metavar="FILE",
                      help="also write the int image as a Pilatus-style miniCBF (byte-offset compressed), "
                           "the header DIALS and XDS read"),
@@ -258,6 +279,7 @@ def _make_dataset_command(kind: str) -> click.Command:
         click.Option(["--size-jitter"], type=click.FloatRange(0), default=0.0, metavar="FRACTION",
                      help="relative rms spread of each still's cell counts Na, Nb, Nc (Gaussian, whole cells; "
                           "needs -oversample)"),
+        *_sase_options(seeded=False),
     ]
     params = [
         count,
@@ -412,7 +434,7 @@ def _make_refine_command() -> click.Command:
             names = [n.strip() for n in refine_names.split(",") if n.strip()]
             refinement = Refinement(sim, read_observed(observed, sim), names)
             result = refinement.run(optimizer=optimizer, stages=blocks, iterations=iterations,
-                                    progress=lambda line: click.echo(line, err=True))
+                                    progress=lambda line: click.echo(line, err=True), warn=_warn)
             for line in result.table():
                 click.echo(line)
             click.echo(f"loss {result.loss[0]:.6g} -> {result.loss[-1]:.6g} in {result.evaluations} evaluations, "

@@ -38,6 +38,13 @@ class OutputError(NbsimError):
     exit_code = 1
 
 
+class RefinementError(NbsimError):
+    """A refinement reached a model whose loss is not finite (an impossible cell, a detector
+    through the sample): stopped, with the last finite parameters reported."""
+
+    exit_code = 1
+
+
 class ResourceError(NbsimError):
     """The run would need more memory than the budget or the machine has."""
 

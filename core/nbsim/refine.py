@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nbsim.errors import InputError, UsageError
+from nbsim.errors import InputError, RefinementError, UsageError
 from nbsim.io import read_bytes, smv
 from nbsim.simulation import Simulation
 
@@ -132,6 +132,13 @@ def _display(name: str, value: Tensor) -> list[float]:
     return [x * f for x, f in zip(v, factors)]
 
 
+#: what to refine instead of a parameter the image does not depend on, where that is known
+INERT_HINTS = {
+    "beam_center": "under the XDS and DIALS conventions -Xbeam/-Ybeam do not move the detector, which -ORGX/-ORGY "
+                   "place; refine distance and detector_rotation, or use -mosflm",
+}
+
+
 class Refinement:
     """Fit ``names`` of ``sim`` to ``observed`` (a :class:`Observation`)."""
 
@@ -169,6 +176,13 @@ class Refinement:
         k = (w * O * M).sum() / (w * M * M).sum().clamp_min(1e-300)
         return (w * (O - k * M) ** 2).sum() / valid.sum().clamp_min(1), k
 
+    def inert(self) -> list[str]:
+        """The parameters whose gradient at the start is exactly 0 everywhere: the image does not
+        depend on them (a beam centre the convention ignores, a parameter of an unused model)."""
+        value, _ = self.loss(1)
+        grads = torch.autograd.grad(value, list(self.u.values()), allow_unused=True)
+        return [n for n, g in zip(self.u, grads) if g is None or not bool(torch.any(g != 0))]
+
     def run(
         self,
         *,
@@ -176,10 +190,18 @@ class Refinement:
         stages: Sequence[int] = (4, 1),
         iterations: int = 60,
         progress: Callable[[str], None] | None = None,
+        warn: Callable[[str], None] = lambda text: None,
     ) -> RefineResult:
+        """Fit, stage by stage; ``warn`` hears of parameters the image does not depend on.
+
+        :raises RefinementError: when a step reaches a model whose loss is NaN or infinite.
+        """
         started = time.perf_counter()
         history: list[float] = []
         leaves = list(self.u.values())
+        for name in self.inert():
+            warn(f"--refine {name}: the image does not depend on it here ({INERT_HINTS.get(name, 'its gradient is 0')}); "
+                 "it keeps its starting value")
         for block in stages:
             if optimizer == "lbfgs":
                 opt = torch.optim.LBFGS(leaves, lr=1, max_iter=20, line_search_fn="strong_wolfe",
@@ -198,7 +220,17 @@ class Refinement:
                 return value
 
             for r in range(rounds):
+                last = {n: u.detach().clone() for n, u in self.u.items()}
                 value = float(opt.step(closure).detach())
+                if not math.isfinite(value) or not all(torch.isfinite(u).all() for u in self.u.values()):
+                    with torch.no_grad():
+                        for n, u in self.u.items():
+                            u.copy_(last[n])
+                    at = ", ".join(f"{n} {' '.join('%.6g' % x for x in _display(n, p))}"
+                                   for n, p in self.params().items())
+                    raise RefinementError(f"refine: the loss became {value} at stage {block}x{block}, step {r + 1}, "
+                                          f"after {self.evaluations} evaluations (an impossible model); the last "
+                                          f"finite parameters: {at}; start closer or refine fewer parameters")
                 history.append(value)
                 if progress:
                     progress(f"stage {block}x{block}  step {r + 1:3d}/{rounds}  loss {value:.6g}  "
