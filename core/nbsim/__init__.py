@@ -22,7 +22,8 @@ _EXPORTS = {
     "UsageError": "nbsim.errors",
     "hookimpl": "nbsim.plugins.hookspecs",
     "build_model": "nbsim.model.build",
-    "config_from_argv": "nbsim.setup", "StructureInputs": "nbsim.setup",
+    "config_from_argv": "nbsim.setup", "StructureInputs": "nbsim.setup", "SpectrumInputs": "nbsim.setup",
+    "Spectrum": "nbsim.model.config",
     "select_physics": "nbsim.plugins.selection",
     "Simulation": "nbsim.simulation", "simulate": "nbsim.simulation",
 }

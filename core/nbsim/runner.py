@@ -37,7 +37,7 @@ from nbsim.outputs.noise import noise_counts
 from nbsim.outputs.statistics import image_statistics
 from nbsim.plugins.selection import check_device, check_dtype, select_physics
 from nbsim.plugins.system import hook_caller, load_plugins
-from nbsim.setup import StructureInputs, config_from_argv
+from nbsim.setup import SpectrumInputs, StructureInputs, config_from_argv
 
 
 @attrs.frozen
@@ -67,6 +67,7 @@ class RunOptions:
     responses: tuple[str, ...] = ()  # --response NAME:k=v,... in order (nbsim.outputs.response)
     response_float: str | None = None  # --response-float FILE: the recorded image as float32
     detector: str | None = None  # --detector FILE: the panels of a geometry file (nbsim.io.detector_file)
+    spectrum: SpectrumInputs = SpectrumInputs()  # --spectrum FILE, --sase SPEC --sase-seed N (nbsim.setup.spectrum)
 
 
 @attrs.frozen(eq=False)
@@ -96,7 +97,7 @@ def run(
     started = time.perf_counter()
     device = check_device(options.device)
     dtype = check_dtype(options.dtype)
-    config = config_from_argv(argv, structure=options.structure, detector=options.detector)
+    config = config_from_argv(argv, structure=options.structure, detector=options.detector, spectrum=options.spectrum)
     for text in config.warnings:
         warn(text)
     if config.detector.n_panels > 1:
@@ -290,7 +291,7 @@ def _sha256(path: str) -> str | None:
 
 def provenance(config, options, physics, system, files, render_seconds, engine) -> dict:
     c, d = config.crystal, config.detector
-    inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file, options.detector) if p]
+    inputs = [p for p in (c.matrix_file, d.mask_file, d.img_file, options.detector, options.spectrum.file) if p]
     if c.structure_factors is not None:
         inputs.append(c.structure_factors.path)
     source_file = next((config.argv[i + 1] for i, t in enumerate(config.argv[:-1]) if t == "-sourcefile"), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from nbsim.datasets.plan import Series, Stills, typed_degrees
+from nbsim.datasets.plan import SPECTRUM, Series, Stills, derived_seed, typed_degrees
 from nbsim.errors import UsageError
 from nbsim.setup import config_from_argv
 from nbsim.setup.state import RTD
@@ -23,11 +23,23 @@ def plan_from_argv(kind: str, argv: Sequence[str], options=None, *, seed: int = 
                    warn: Callable[[str], None] = lambda text: None) -> Series | Stills:
     """The plan of ``nbsim series`` (``kind`` "series", ``frames``) or ``nbsim stills`` ("stills",
     ``count``) for a nanoBragg command line; ``options`` (RunOptions) name the structure and
-    detector files."""
-    from nbsim.setup import StructureInputs
+    detector files and the spectrum (a ``--sase`` of stills: each still its own shot)."""
+    from nbsim.model.spectra import SaseSpec
+    from nbsim.setup import SpectrumInputs, StructureInputs
 
     structure = getattr(options, "structure", StructureInputs())
-    config = config_from_argv(argv, structure=structure, detector=getattr(options, "detector", None))
+    spectrum = getattr(options, "spectrum", SpectrumInputs())
+    sase = None
+    if spectrum.sase is not None:
+        if kind != "stills":
+            raise UsageError("--sase: each still has its own shot; a series takes a --spectrum FILE")
+        if spectrum.sase_seed is not None:
+            raise UsageError("--sase-seed: each still's shot is drawn from (--seed, k)")
+        sase = SaseSpec.parse(spectrum.sase)
+        # the set-up of still 0's shot: every still's flags are checked as `nbsim run` checks them
+        spectrum = SpectrumInputs(sase=sase.text, sase_seed=derived_seed(seed, 0, SPECTRUM))
+    config = config_from_argv(argv, structure=structure, detector=getattr(options, "detector", None),
+                              spectrum=spectrum)
     for text in config.warnings:
         warn(text)
     if kind == "series":
@@ -36,9 +48,13 @@ def plan_from_argv(kind: str, argv: Sequence[str], options=None, *, seed: int = 
         osc = typed_degrees(argv, "-osc", config.sampling.osc * RTD)
         return Series(base=config, frames=frames, seed=seed, phi0_degrees=typed_degrees(argv, "-phi", 0.0),
                       osc_degrees=osc)
-    if (energy_jitter or size_jitter) and "-oversample" not in argv:
-        raise UsageError("--energy-jitter and --size-jitter change what the automatic -oversample rule "
+    if (energy_jitter or size_jitter or sase) and "-oversample" not in argv:
+        raise UsageError("--energy-jitter, --size-jitter and --sase change what the automatic -oversample rule "
                          "picks: give -oversample N, so that every still is sampled alike")
+    if energy_jitter and spectrum.file is not None:
+        raise UsageError("--energy-jitter moves -lambda, which --spectrum replaces: use --sase for shots of "
+                         "their own (their mean energy jittered)")
     if size_jitter and any(flag in argv for flag in ("-xtalsize", "-xtal_size", "-samplesize", "-sample_size")):
         raise UsageError("--size-jitter varies the cell counts, and -xtalsize sets them from the crystal size")
-    return Stills(base=config, count=count, seed=seed, energy_jitter=energy_jitter, size_jitter=size_jitter)
+    return Stills(base=config, count=count, seed=seed, energy_jitter=energy_jitter, size_jitter=size_jitter,
+                  sase=sase)

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 import attrs
 import numpy as np
 
-from nbsim.model.config import RunConfig
+from nbsim.model.config import RunConfig, Spectrum
+from nbsim.model.spectra import SaseSpec, mean_wavelength
 from nbsim.physics import rng
 from nbsim.physics.vectors import rotate_xyz
+from nbsim.setup.spectrum import sase_shot, spectrum_of_sase
 from nbsim.setup.state import RTD
 
 #: the streams of a (seed, k) pair: one generator per purpose, so adding one changes no other
-ORIENTATION, NOISE, MOSAIC, ENERGY, SIZE = range(5)
+ORIENTATION, NOISE, MOSAIC, ENERGY, SIZE, SPECTRUM = range(6)
 #: seeds handed to nanoBragg's flags stay in its positive int range
 SEED_LIMIT = 2**31 - 1
 
@@ -93,14 +95,17 @@ class Series:
 @attrs.frozen
 class Stills:
     """Still k: the crystal turned by a rotation drawn uniformly (after the command line's own
-    misset), its own mosaic domains and noise, and optionally a beam energy and crystal size
-    jittered by Gaussians of relative widths ``energy_jitter`` and ``size_jitter``."""
+    misset), its own mosaic domains and noise, optionally a beam energy and crystal size
+    jittered by Gaussians of relative widths ``energy_jitter`` and ``size_jitter``, and
+    optionally a SASE spectrum of its own (``sase``: a shot of the seed derived from (seed, k);
+    its mean energy jittered with ``energy_jitter``)."""
 
     base: RunConfig
     count: int
     seed: int = 0
     energy_jitter: float = 0.0
     size_jitter: float = 0.0
+    sase: SaseSpec | None = None
 
     def rotation(self, k: int) -> np.ndarray:
         """The still's orientation: its random rotation after the command line's misset."""
@@ -110,9 +115,26 @@ class Stills:
     def misset_degrees(self, k: int) -> tuple[float, float, float]:
         return tuple(a * RTD for a in rng.umat2misset(self.rotation(k)))  # what -misset is given
 
+    def energy_factor(self, k: int) -> float:
+        """What the still's photon energy is multiplied by: 1 + energy_jitter g, g standard normal."""
+        return 1.0 + (generator(self.seed, k, ENERGY).normal() * self.energy_jitter if self.energy_jitter else 0.0)
+
     def wavelength(self, k: int) -> float:
-        jitter = generator(self.seed, k, ENERGY).normal() * self.energy_jitter if self.energy_jitter else 0.0
-        return self.base.beam.wavelength / (1.0 + jitter)  # energy (1 + jitter): wavelength over it
+        """The still's beam wavelength (m): its spectrum's weighted mean with ``sase``."""
+        if self.sase is not None:
+            spectrum = self.spectrum(k)
+            return mean_wavelength(spectrum.wavelengths, spectrum.weights)
+        return self.base.beam.wavelength / self.energy_factor(k)  # energy (1 + jitter): wavelength over it
+
+    def shot(self, k: int) -> tuple[SaseSpec, int]:
+        """The still's SASE shot: ``--sase`` with its mean energy (jittered), and ``--sase-seed``."""
+        spec = self.sase
+        if self.energy_jitter:
+            spec = spec.with_mean(spec.mean_energy_eV * self.energy_factor(k))
+        return spec, derived_seed(self.seed, k, SPECTRUM)
+
+    def spectrum(self, k: int) -> Spectrum:
+        return spectrum_of_sase(*self.shot(k))
 
     def cells(self, k: int) -> tuple[int, int, int] | None:
         """Na, Nb, Nc of the still (whole cells, at least 1), or None for the command line's."""
@@ -125,7 +147,10 @@ class Stills:
         flags = ["-misset", *map(_number, self.misset_degrees(k)),
                  "-mosaic_seed", str(derived_seed(self.seed, k, MOSAIC)),
                  "-seed", str(derived_seed(self.seed, k, NOISE))]
-        if self.energy_jitter:
+        if self.sase is not None:
+            spec, sase_seed = self.shot(k)
+            flags += ["--sase", spec.text, "--sase-seed", str(sase_seed)]
+        elif self.energy_jitter:
             flags += ["-lambda", _number(self.wavelength(k) * 1e10)]
         if (cells := self.cells(k)) is not None:
             flags += ["-Na", str(cells[0]), "-Nb", str(cells[1]), "-Nc", str(cells[2])]
@@ -138,7 +163,12 @@ class Stills:
         if (cells := self.cells(k)) is not None:
             crystal = attrs.evolve(crystal, n_cells=tuple(float(n) for n in cells), Na=cells[0], Nb=cells[1],
                                    Nc=cells[2])
-        beam = attrs.evolve(b, wavelength=float(_number(self.wavelength(k) * 1e10)) / 1e10) if self.energy_jitter else b
+        if self.sase is not None:  # what `--sase SPEC --sase-seed N` resolves to (nbsim.setup.spectrum)
+            beam = attrs.evolve(b, spectrum=self.spectrum(k), wavelength=self.wavelength(k))
+        elif self.energy_jitter:
+            beam = attrs.evolve(b, wavelength=float(_number(self.wavelength(k) * 1e10)) / 1e10)
+        else:
+            beam = b
         return attrs.evolve(self.base, beam=beam, crystal=crystal,
                             output=attrs.evolve(o, seed=-derived_seed(self.seed, k, NOISE)))
 
@@ -146,8 +176,14 @@ class Stills:
         record = {"index": k, "misset_degrees": list(self.misset_degrees(k)),
                   "orientation": self.rotation(k).tolist(),
                   "seeds": {"noise": derived_seed(self.seed, k, NOISE), "mosaic": derived_seed(self.seed, k, MOSAIC)}}
-        if self.energy_jitter:
+        if self.energy_jitter or self.sase is not None:
             record["wavelength_angstrom"] = self.wavelength(k) * 1e10
+        if self.sase is not None:
+            spec, sase_seed = self.shot(k)
+            energies, weights = sase_shot(spec, sase_seed)
+            record["spectrum"] = {"sase": spec.text, "seed": sase_seed, "energies_eV": energies.tolist(),
+                                  "weights": weights.tolist()}
+            record["seeds"]["spectrum"] = sase_seed
         if (cells := self.cells(k)) is not None:
             record["cells"] = list(cells)
         return record

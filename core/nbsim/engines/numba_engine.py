@@ -218,7 +218,9 @@ def pixel_renderer(m: Model, physics: Physics, order: PassOrder,
     assert form_params.shape == (LATTICE_PARAMS,)
     sf = (grid, lo, hi, gshape, float(m.default_F))
     sf32 = (grid.astype(np.float32), lo, hi, gshape, np.float32(m.default_F))
-    sources = (m.sources.directions.numpy(), m.sources.wavelengths.numpy(), cfg.sampling.dmin)
+    weights = m.sources.intensity_weights  # None: the loop takes no product by a weight (an empty array)
+    sources = (m.sources.directions.numpy(), m.sources.wavelengths.numpy(),
+               np.zeros(0) if weights is None else weights.numpy(), cfg.sampling.dmin)
     inputs = (
         *_polarization_code(physics), np.ascontiguousarray(np.concatenate(([float(m.kahn)], m.polar_vector.numpy()))),
         float(m.kahn),

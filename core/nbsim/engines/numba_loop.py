@@ -101,49 +101,51 @@ def _term(shape, constant_F, h, k, l, lattice, sf):
 
 
 @njit(inline="always", fastmath={"contract"})
-def _running_step(I, F, constant_F, F2, h, k, l, sf, water, g):
+def _running_step(I, F, constant_F, scaled, scale, h, k, l, sf, water, g):
     """The reference's running product (-oversample_thick/_polar/_omega): the running sum takes
-    the term and is multiplied by the pass's factor ``g``, unless F_latt is exactly 0 (no water),
-    where the reference skips the evaluation."""
+    the term (times ``scale`` where ``scaled``: default_F^2 with constant F, times the source's
+    intensity weight where it has one) and is multiplied by the pass's factor ``g``, unless
+    F_latt is exactly 0 (no water), where the reference skips the evaluation."""
     if F == 0.0 and not water:
         return I
     term = _with_F_cell(F, constant_F, h, k, l, sf)
-    return (I + (term * F2 if constant_F else term)) * g
+    return (I + (term * scale if scaled else term)) * g
 
 
 @njit(fastmath={"contract"})
-def _running_pass(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water):
+def _running_pass(shape, constant_F, scaled, scale, t, S, count, I, g, alive, lattice, sf, water):
     """I[q] through the running product of every orientation of ``t`` for the first ``count``
-    pixels that survive the -dmin cut, in the reference's order.
+    pixels that survive the -dmin cut, in the reference's order (``scaled``, ``scale``: :func:`_running_step`).
 
     The square shape with constant F gets its own loop (constants folded, no branches).
     """
-    if shape == SQUARE and constant_F:
-        _running_pass_loop(SQUARE, True, F2, t, S, count, I, g, alive, lattice, sf, water)
+    if shape == SQUARE and constant_F:  # constant F: always scaled
+        _running_pass_loop(SQUARE, True, True, scale, t, S, count, I, g, alive, lattice, sf, water)
     else:
-        _running_pass_loop(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water)
+        _running_pass_loop(shape, constant_F, scaled, scale, t, S, count, I, g, alive, lattice, sf, water)
 
 
 @njit(inline="always", fastmath={"contract"})
-def _running_pass_loop(shape, constant_F, F2, t, S, count, I, g, alive, lattice, sf, water):
+def _running_pass_loop(shape, constant_F, scaled, scale, t, S, count, I, g, alive, lattice, sf, water):
     for r in range(t.shape[1]):
         t0, t1, t2, t3, t4, t5, t6, t7, t8 = t[0, r], t[1, r], t[2, r], t[3, r], t[4, r], t[5, r], t[6, r], t[7, r], t[8, r]
         for q in range(count):
             h = t0 * S[0, q] + t1 * S[1, q] + t2 * S[2, q]
             k = t3 * S[0, q] + t4 * S[1, q] + t5 * S[2, q]
             l = t6 * S[0, q] + t7 * S[1, q] + t8 * S[2, q]
-            stepped = _running_step(I[q], _latt(shape, h, k, l, lattice), constant_F, F2, h, k, l, sf, water, g[q])
+            stepped = _running_step(I[q], _latt(shape, h, k, l, lattice), constant_F, scaled, scale, h, k, l, sf,
+                                    water, g[q])
             I[q] = stepped if alive[q] != 0.0 else I[q]
 
 
 @njit(fastmath={"contract"})
-def _running_orientations(shape, constant_F, F2, t, Sx, Sy, Sz, I, g, lattice, sf, water):
+def _running_orientations(shape, constant_F, scaled, scale, t, Sx, Sy, Sz, I, g, lattice, sf, water):
     """One pixel's running sum ``I`` through the orientations ``t`` (9, R) at one scattering vector."""
     for r in range(t.shape[1]):
         h = t[0, r] * Sx + t[1, r] * Sy + t[2, r] * Sz
         k = t[3, r] * Sx + t[4, r] * Sy + t[5, r] * Sz
         l = t[6, r] * Sx + t[7, r] * Sy + t[8, r] * Sz
-        I = _running_step(I, _latt(shape, h, k, l, lattice), constant_F, F2, h, k, l, sf, water, g)
+        I = _running_step(I, _latt(shape, h, k, l, lattice), constant_F, scaled, scale, h, k, l, sf, water, g)
     return I
 
 
@@ -203,26 +205,26 @@ def _form_pass(form, params, constant_F, t, S, count, acc, sf, hkl, F):
 
 
 @njit(fastmath={"contract"})
-def _form_running_pass(form, params, constant_F, F2, t, S, count, I, g, alive, sf, water, hkl, F):
+def _form_running_pass(form, params, constant_F, scaled, scale, t, S, count, I, g, alive, sf, water, hkl, F):
     """:func:`_running_pass` with F_latt from the lattice factor's compiled ``form``."""
     for r in range(t.shape[1]):
         _block_indices(t, r, S, count, hkl)
         form(hkl.ctypes, count, params.ctypes, F.ctypes)
         for q in range(count):
-            stepped = _running_step(I[q], F[q], constant_F, F2, hkl[q], hkl[count + q], hkl[2 * count + q], sf,
-                                    water, g[q])
+            stepped = _running_step(I[q], F[q], constant_F, scaled, scale, hkl[q], hkl[count + q], hkl[2 * count + q],
+                                    sf, water, g[q])
             I[q] = stepped if alive[q] != 0.0 else I[q]
 
 
 @njit(fastmath={"contract"})
-def _form_running_orientations(form, params, constant_F, F2, t, Sx, Sy, Sz, I, g, sf, water):
+def _form_running_orientations(form, params, constant_F, scaled, scale, t, Sx, Sy, Sz, I, g, sf, water):
     """:func:`_running_orientations` with F_latt from the compiled ``form``."""
     R = t.shape[1]
     hkl = _orientation_indices(t, Sx, Sy, Sz)
     F = np.empty(R)
     form(hkl.ctypes, R, params.ctypes, F.ctypes)
     for r in range(R):
-        I = _running_step(I, F[r], constant_F, F2, hkl[r], hkl[R + r], hkl[2 * R + r], sf, water, g)
+        I = _running_step(I, F[r], constant_F, scaled, scale, hkl[r], hkl[R + r], hkl[2 * R + r], sf, water, g)
     return I
 
 
@@ -488,13 +490,14 @@ def _form_polarization(form, params, ix, iy, iz, d, count, incident, dirs, out):
 
 
 @njit(fastmath={"contract"})
-def _running_source(shape, constant_F, F2, tables, variant_first, S, count, I, g, before, alive,
+def _running_source(shape, constant_F, scaled, scale, tables, variant_first, S, count, I, g, before, alive,
                     special, ordinal, capture, polar, omega, oversample_thick, oversample_polar, oversample_omega,
                     lattice, form, form_params, sf, water, form_hkl, form_F):
     """One source's terms as running products for a block: each pass's factor ``g`` (capture,
-    polarization, solid angle, as the flags ask), then every orientation; a row block's first
-    pass (c-parity) with its own tables.  Kept out of :func:`render_pixels`, whose loop then
-    compiles as it does without running products."""
+    polarization, solid angle, as the flags ask), then every orientation, each term times
+    ``scale`` where ``scaled`` (:func:`_running_step`); a row block's first pass (c-parity) with
+    its own tables.  Kept out of :func:`render_pixels`, whose loop then compiles as it does
+    without running products."""
     for q in range(count):
         factor = 1.0
         if oversample_thick:
@@ -508,19 +511,19 @@ def _running_source(shape, constant_F, F2, tables, variant_first, S, count, I, g
         for q in range(count):
             before[q] = I[q]
     if shape == FORM:
-        _form_running_pass(form, form_params, constant_F, F2, tables[0], S, count, I, g, alive, sf, water,
+        _form_running_pass(form, form_params, constant_F, scaled, scale, tables[0], S, count, I, g, alive, sf, water,
                            form_hkl, form_F)
     else:
-        _running_pass(shape, constant_F, F2, tables[0], S, count, I, g, alive, lattice, sf, water)
+        _running_pass(shape, constant_F, scaled, scale, tables[0], S, count, I, g, alive, lattice, sf, water)
     if variant_first != 0:
         for q in range(count):
             if special[q] == ordinal and alive[q] != 0.0:
                 Sx, Sy, Sz = S[0, q], S[1, q], S[2, q]  # the pass's own scattering vector (in double precision)
                 if shape == FORM:
-                    I[q] = _form_running_orientations(form, form_params, constant_F, F2, tables[variant_first],
-                                                      Sx, Sy, Sz, before[q], g[q], sf, water)
+                    I[q] = _form_running_orientations(form, form_params, constant_F, scaled, scale,
+                                                      tables[variant_first], Sx, Sy, Sz, before[q], g[q], sf, water)
                 else:
-                    I[q] = _running_orientations(shape, constant_F, F2, tables[variant_first], Sx, Sy, Sz,
+                    I[q] = _running_orientations(shape, constant_F, scaled, scale, tables[variant_first], Sx, Sy, Sz,
                                                  before[q], g[q], lattice, sf, water)
 
 
@@ -532,7 +535,8 @@ def _slab(blocks, used, width):
 
 @njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
 def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_pixel, n, layers,
-                  src_dir, src_lambda, dmin, polar_mode, polar_form, polar_params, kahn, polar_axis, nopolar,
+                  src_dir, src_lambda, src_weight, dmin, polar_mode, polar_form, polar_params, kahn, polar_axis,
+                  nopolar,
                   tables, variant_first, block_of_row, block_first, passes_per_pixel,
                   shape, lattice, form, form_params, sf, constant_F, precision, refs, deltas, source_mean,
                   source_offsets, sf32, prefactor, I_bg, oversample_thick, oversample_polar, oversample_omega,
@@ -542,7 +546,9 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
 
     ``geo`` (6, 4) = rows origin, fast, slow, normal, beam (x, y, z, 0), then (pixel size,
     sub-pixel size, distance, close distance) of the panel; ``thickstep``, ``mu``, ``thick`` its
-    sensor's layer thickness, attenuation and thickness; ``tables`` (V, 9, R) lattice vectors (rows a, b,
+    sensor's layer thickness, attenuation and thickness; ``src_dir`` (S, 3), ``src_lambda`` (S,) the
+    sources, ``src_weight`` (S,) their intensity weights (a spectrum's, nbsim.model.sources), or
+    empty: every source 1, and no product by a weight is taken; ``tables`` (V, 9, R) lattice vectors (rows a, b,
     c) of each orientation, variant 0 for every pass but a row block's first executed pass,
     which uses ``variant_first`` (that pass is evaluated on its own, in double precision).
     ``shape`` a built-in shape, or FORM: F_latt from the lattice factor's compiled ``form`` with
@@ -566,6 +572,7 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
     """
     P = idx.shape[0]
     n_sources = src_dir.shape[0]
+    weighted = src_weight.shape[0] != 0
     B = PIXEL_BLOCK
     G = refs.shape[0]
     inv_lambda = 1.0 / src_lambda
@@ -697,7 +704,12 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                                         polar_mode, kahn, polar_axis, -ix, -iy, -iz, d[0, q], d[1, q], d[2, q])
                                 polar_pending |= polar[q] == 0.0
                         if running:
-                            _running_source(shape, constant_F, F2, tables, variant_first, S, count,
+                            # a weight scales the source's terms, with constant F folded into F2 (so
+                            # that without weights the terms are scaled as they always were)
+                            scaled, scale = constant_F, F2
+                            if weighted:
+                                scaled, scale = True, (F2 * src_weight[s] if constant_F else src_weight[s])
+                            _running_source(shape, constant_F, scaled, scale, tables, variant_first, S, count,
                                             I, g, before, alive, special, ((t * n + i) * n + jj) * n_sources + s,
                                             capture, polar, omega, oversample_thick, oversample_polar,
                                             oversample_omega, lattice, form, form_params, sf, water, form_hkl, form_F)
@@ -739,6 +751,9 @@ def render_pixels(idx, fpixels, row0, geo, thickstep, mu, thick, curved, point_p
                                 else:
                                     acc[q] = _orientation_sum(shape, constant_F, tables[variant_first], Sx, Sy, Sz,
                                                               lattice, sf)
+                        if weighted:
+                            for q in range(count):
+                                acc[q] *= src_weight[s]
                         for q in range(count):
                             I[q] += alive[q] * (acc[q] * F2 if constant_F else acc[q])
         for q in range(count):

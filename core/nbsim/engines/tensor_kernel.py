@@ -467,6 +467,7 @@ class ChunkSums:
     def intensity(self, acc: Tensor, count: Tensor | None) -> Tensor:
         """(P,) the pixel's summed intensity, water background included."""
         m = self.m
+        acc = self.source_weighted(acc)
         if self.running is not None:
             G = torch.pow(self.running, count.to(m.dtype))  # (P, Q) what each pass multiplies the running sum by
             suffix = torch.flip(torch.cumprod(torch.flip(G, (-1,)), dim=-1), (-1,))  # prod_{q' >= q}
@@ -475,6 +476,15 @@ class ChunkSums:
         if constant_F(m) and not self.detailed:
             acc = acc * (m.default_F * m.default_F)
         return m.I_bg + torch.where(self.survive, acc, torch.zeros_like(acc)).sum(-1)
+
+    def source_weighted(self, acc: Tensor) -> Tensor:
+        """(P, Q) pass sums times their source's intensity weight (a spectrum's, nbsim.model.sources):
+        every term of the pass counts w_s times, its running product's terms included
+        (I <- (I + w_s term) g).  Without weights the sums are returned untouched."""
+        weights = self.m.sources.intensity_weights
+        if weights is None:
+            return acc
+        return acc * weights.to(acc.dtype).repeat(self.shape[1] // weights.shape[0])  # sources innermost in Q
 
 
 def constant_F(m: Model) -> bool:

@@ -30,7 +30,8 @@ from nbsim.model.geometry import (
     placed_detector,
 )
 from nbsim.model.panels import Panels
-from nbsim.model.sources import Sources, divergence_grid, generated_sources, listed_sources
+from nbsim.model.sources import Sources, dispersion_wavelengths, divergence_grid, generated_sources, listed_sources
+from nbsim.model.spectra import intensity_weights
 from nbsim.physics import rng
 
 R_E_SQR = 7.94079248018965e-30  # Thomson cross section, m^2
@@ -47,7 +48,7 @@ PARAMETERS = {
     "mosaic_spread": "radians (scales the fixed random domain rotations)",
     "phi0": "radians",
     "phistep": "radians",
-    "wavelength": "metres",
+    "wavelength": "metres (a spectrum's wavelengths scale with it)",
     "dispersion": "fraction (delta-lambda/lambda)",
     "hdivrange": "radians",
     "vdivrange": "radians",
@@ -214,17 +215,26 @@ def build_model(
     else:
         hrange = p("hdivrange") if b.hdivrange > 0 else t(0.0)
         vrange = p("vdivrange") if b.vdivrange > 0 else t(0.0)
-        dispersion = p("dispersion") if b.dispersion > 0 else t(0.0)
+        line_weights = None
+        if b.spectrum is not None:
+            lines = t(b.spectrum.wavelengths)
+            if "wavelength" in params:  # the beam's (mean) wavelength varied: the spectrum keeps its shape
+                lines = lines * (wavelength / b.wavelength)
+            relative = intensity_weights(b.spectrum.weights)
+            line_weights = None if relative is None else t(relative)
+        else:
+            dispersion = p("dispersion") if b.dispersion > 0 else t(0.0)
+            dispstep = scaled(b.dispstep, "dispersion", b.dispersion) if b.dispersion > 0 else t(b.dispstep)
+            lines = dispersion_wavelengths(wavelength, dispersion, dispstep, b.dispsteps)
         kept = divergence_grid(b.hdivsteps, b.hdivrange, b.hdivstep, b.vdivsteps, b.vdivrange, b.vdivstep,
                                b.round_div)
         sources = generated_sources(
-            kept=kept, beam=beam, polar=polar_vector, wavelength=wavelength,
+            kept=kept, beam=beam, polar=polar_vector, wavelengths=lines,
             hdivrange=hrange, hdivstep=scaled(b.hdivstep, "hdivrange", b.hdivrange) if b.hdivrange > 0
             else t(b.hdivstep), hdivsteps=b.hdivsteps,
             vdivrange=vrange, vdivstep=scaled(b.vdivstep, "vdivrange", b.vdivrange) if b.vdivrange > 0
-            else t(b.vdivstep), vdivsteps=b.vdivsteps,
-            dispersion=dispersion, dispstep=scaled(b.dispstep, "dispersion", b.dispersion) if b.dispersion > 0
-            else t(b.dispstep), dispsteps=b.dispsteps, source_distance=b.source_distance,
+            else t(b.vdivstep), vdivsteps=b.vdivsteps, line_weights=line_weights,
+            source_distance=b.source_distance,
         )
 
     # crystal

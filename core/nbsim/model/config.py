@@ -87,6 +87,20 @@ class SourceList:
     wavelengths: np.ndarray  # (n,) metres
 
 
+@attrs.frozen(kw_only=True, eq=False)
+class Spectrum:
+    """The beam's spectrum (``--spectrum``, ``--sase``): wavelengths (m) and their intensity weights.
+
+    It is the dispersion axis of the sources (``nbsim.model.sources``): every divergence grid
+    point gets every wavelength, each source's terms weighted by ``weights`` over their mean
+    (``nbsim.model.spectra.intensity_weights``).  ``origin`` says where it came from, for people.
+    """
+
+    wavelengths: np.ndarray  # (n,) metres
+    weights: np.ndarray  # (n,) non-negative, not all 0
+    origin: str
+
+
 @attrs.frozen(kw_only=True)
 class BeamConfig:
     wavelength: float = attrs.field(validator=_positive)
@@ -106,6 +120,7 @@ class BeamConfig:
     round_div: bool = True
     source_distance: float = 10.0
     source_file: SourceList | None = attrs.field(default=None, eq=False)
+    spectrum: Spectrum | None = attrs.field(default=None, eq=False)  # then wavelength is its weighted mean
     direction: Vec3 = attrs.field(converter=_vec3)
     polar_vector: Vec3 = attrs.field(converter=_vec3)
     polarization: float = 0.0  # Kahn factor

@@ -3,9 +3,11 @@
 Generated sources (``specs/setup.md``): for every kept (horizontal, vertical) divergence grid
 point (horizontal outer, elliptical trimming unless ``-square_div``) a position 10 m upstream
 is rotated by the vertical angle about the polarization vector, then by the horizontal angle
-about unit(beam × polarization); each position gets every wavelength
-λ0·(1 + dispstep·k − dispersion/2).  Directions are unit vectors from the sample towards the
-source; the incident direction is their negative.  Source weights are never used.
+about unit(beam × polarization); each position gets every wavelength of the dispersion axis:
+λ0·(1 + dispstep·k − dispersion/2), or a spectrum's wavelengths (``nbsim.model.spectra``).
+Directions are unit vectors from the sample towards the source; the incident direction is
+their negative.  A ``-sourcefile``'s weights are printed and never used, as in the reference;
+a spectrum's are intensity weights: the render multiplies every term of a source by its weight.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ class Sources:
     directions: Tensor
     wavelengths: Tensor
     positions: Tensor  # (S, 3) before normalisation, for printing
-    weights: Tensor  # (S,)
+    weights: Tensor  # (S,) printed: a source's share of the beam (a -sourcefile's as read)
     grid_points: list[tuple[float, float]]  # kept divergence grid points (h, v), radians
+    #: (S,) what the render multiplies a source's terms by (mean 1), or None: every source 1,
+    #: and the render is exactly the unweighted one (no product at all)
+    intensity_weights: Tensor | None = None
 
 
 def divergence_grid(
@@ -54,25 +59,31 @@ def _trim_test(x: float, step: float, steps: int, rng: float) -> float:
     return num / rng / rng
 
 
+def dispersion_wavelengths(wavelength: Tensor, dispersion: Tensor, dispstep: Tensor, dispsteps: int) -> Tensor:
+    """The (dispsteps,) wavelengths of nanoBragg's dispersion, λ0·(1 + dispstep·k − dispersion/2)."""
+    k = torch.arange(dispsteps, dtype=wavelength.dtype, device=wavelength.device)
+    return wavelength * (1.0 + dispstep * k - dispersion / 2.0)
+
+
 def generated_sources(
     *,
     kept: list[tuple[int, int]],
     beam: Tensor,
     polar: Tensor,
-    wavelength: Tensor,
+    wavelengths: Tensor,
     hdivrange: Tensor,
     hdivstep: Tensor,
     hdivsteps: int,
     vdivrange: Tensor,
     vdivstep: Tensor,
     vdivsteps: int,
-    dispersion: Tensor,
-    dispstep: Tensor,
-    dispsteps: int,
+    line_weights: Tensor | None = None,
     source_distance: float = 10.0,
 ) -> Sources:
     """Sources at the ``kept`` divergence grid points (see :func:`divergence_grid`), each with
-    every wavelength; ranges and steps may be tensors (differentiable)."""
+    every one of the (D,) ``wavelengths`` (the dispersion axis: :func:`dispersion_wavelengths`
+    or a spectrum's), weighted by ``line_weights`` (D,) (None: all 1); ranges and steps may be
+    tensors (differentiable)."""
     vert, _ = unitize(cross(beam, polar))
     i = torch.tensor([k[0] for k in kept], dtype=beam.dtype, device=beam.device)
     j = torch.tensor([k[1] for k in kept], dtype=beam.dtype, device=beam.device)
@@ -81,15 +92,17 @@ def generated_sources(
     start = (-source_distance * beam).expand(len(kept), 3)
     pos = rotate_axis(start, polar, vdiv)
     pos = rotate_axis(pos, vert, hdiv)
-    k = torch.arange(dispsteps, dtype=beam.dtype, device=beam.device)
-    lambdas = wavelength * (1.0 + dispstep * k - dispersion / 2.0)
-    n = len(kept) * dispsteps
-    positions = pos[:, None, :].expand(len(kept), dispsteps, 3).reshape(n, 3)
-    wavelengths = lambdas[None, :].expand(len(kept), dispsteps).reshape(n)
+    lines = wavelengths.shape[0]
+    n = len(kept) * lines
+    positions = pos[:, None, :].expand(len(kept), lines, 3).reshape(n, 3)
+    per_source = wavelengths[None, :].expand(len(kept), lines).reshape(n)
     directions, _ = unitize(positions)
-    weights = torch.full((n,), 1.0 / n, dtype=beam.dtype, device=beam.device)
     points = [(float(a), float(b)) for a, b in zip(hdiv.detach(), vdiv.detach())]  # for printing
-    return Sources(directions, wavelengths, positions, weights, points)
+    if line_weights is None:
+        weights = torch.full((n,), 1.0 / n, dtype=beam.dtype, device=beam.device)
+        return Sources(directions, per_source, positions, weights, points)
+    intensity = line_weights[None, :].expand(len(kept), lines).reshape(n)
+    return Sources(directions, per_source, positions, intensity / n, points, intensity)
 
 
 def listed_sources(*, table: Tensor, beam: Tensor, wavelength: Tensor, source_distance: float = 10.0) -> Sources:

@@ -8,6 +8,7 @@ set-up rules (sizes, beam centres, conventions, sampling) and returns the frozen
 
 from nbsim.setup.parser import parse_argv
 from nbsim.setup.resolve import StructureInputs, config_from_argv, resolve
+from nbsim.setup.spectrum import SpectrumInputs
 from nbsim.setup.state import ScanState
 
-__all__ = ["parse_argv", "resolve", "config_from_argv", "ScanState", "StructureInputs"]
+__all__ = ["parse_argv", "resolve", "config_from_argv", "ScanState", "StructureInputs", "SpectrumInputs"]

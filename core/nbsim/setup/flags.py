@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from nbsim.errors import UsageError
-from nbsim.setup.state import EV_ANGSTROM, RTD, ScanState
+from nbsim.setup.state import RTD, ScanState, photon_wavelength
 
 # value shapes a flag can take
 NONE = "none"
@@ -132,7 +132,7 @@ def _trace_pixel(state: ScanState, value: tuple[int, int]) -> None:
 def _energy(v: float) -> float:
     if v == 0.0:  # nanoBragg divides by it: an infinite wavelength
         raise UsageError("-energy must not be 0")
-    return (EV_ANGSTROM / v) / 1.0e10
+    return photon_wavelength(v)
 
 
 def _flag(names, shape, topic, help, apply, metavar=""):

@@ -35,13 +35,16 @@ from nbsim.model.config import (
     RunConfig,
     SamplingConfig,
     SourceList,
+    Spectrum,
 )
 from nbsim.model.crystal import Lattice, build_lattice
 from nbsim.model.geometry import beam_center, corner_resolution, listed_panel, placed_detector
+from nbsim.model.spectra import mean_wavelength
 from nbsim.physics import rng
 from nbsim.physics.vectors import cross, norm, unitize
 from nbsim.setup.flags import PLACEMENT_FLAGS, SENSOR_FLAGS, UNUSED_BY_NANOBRAGG
 from nbsim.setup.parser import parse_argv
+from nbsim.setup.spectrum import SpectrumInputs, spectrum_of
 from nbsim.setup.state import EV_ANGSTROM, RTD, ScanState
 
 CONVENTION_VECTORS = {
@@ -77,20 +80,25 @@ class StructureInputs:
 
 
 def config_from_argv(argv: Sequence[str], *, cwd: str | None = None,
-                     structure: StructureInputs = StructureInputs(), detector: str | None = None) -> RunConfig:
+                     structure: StructureInputs = StructureInputs(), detector: str | None = None,
+                     spectrum: SpectrumInputs = SpectrumInputs()) -> RunConfig:
     """Parse and resolve a nanoBragg command line (without the program name), with structure
-    factors from ``structure`` where it names a file, and the detector of the geometry file
-    ``detector`` (``--detector``) where given."""
-    return resolve(parse_argv(argv), argv=tuple(argv), cwd=cwd, structure=structure, detector_file=detector)
+    factors from ``structure`` where it names a file, the detector of the geometry file
+    ``detector`` (``--detector``) where given, and the beam's ``spectrum`` (``--spectrum``, ``--sase``)."""
+    return resolve(parse_argv(argv), argv=tuple(argv), cwd=cwd, structure=structure, detector_file=detector,
+                   spectrum=spectrum)
 
 
 def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None,
-            structure: StructureInputs = StructureInputs(), detector_file: str | None = None) -> RunConfig:
+            structure: StructureInputs = StructureInputs(), detector_file: str | None = None,
+            spectrum: SpectrumInputs = SpectrumInputs()) -> RunConfig:
     """Apply the set-up rules to the scan state ``st`` (``cwd``: where the structure-factor
-    cache is looked for; ``detector_file``: a geometry file giving the detector's panels)."""
+    cache is looked for; ``detector_file``: a geometry file giving the detector's panels;
+    ``spectrum``: the options giving the beam's spectrum, nbsim.setup.spectrum)."""
     run = _SetUp(st, cwd or os.getcwd(), structure)
     run.flag_warnings()
     layout = run.read_detector_file(detector_file) if detector_file else None
+    beam_spectrum = run.spectrum(spectrum)
     size = run.detector_size()
     flux = run.fluence()
     centres = run.beam_centres(size)
@@ -103,7 +111,9 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None,
     detector = run.detector(size, centres, frame, sampling)
     if layout is not None:
         detector = run.listed_detector(detector, layout, frame)
-    run.read_structure_inputs(detector, frame.beam, flux.beam["wavelength"] * (1.0 - sampling.beam["dispersion"] / 2))
+    shortest = (float(beam_spectrum.wavelengths.min()) if beam_spectrum is not None
+                else flux.beam["wavelength"] * (1.0 - sampling.beam["dispersion"] / 2))
+    run.read_structure_inputs(detector, frame.beam, shortest)
     distance = float(placed_detector(detector, frame.beam).distance)  # for the oversampling rule
     # the interpolation switch reads the command line's cell counts (before -xtalsize and the clamp to 1)
     interpolate_auto = st.interpolate == 2
@@ -116,7 +126,8 @@ def resolve(st: ScanState, *, argv: Sequence[str] = (), cwd: str | None = None,
         interpolate = False
     if st.xtal_shape == "square" and run.typed("-fudge"):
         run.warn("-fudge", "has no effect on the square (default) crystal shape")
-    beam = _validated(BeamConfig, **flux.beam, **sampling.beam, source_file=run.sources(), direction=frame.beam,
+    beam = _validated(BeamConfig, **flux.beam, **sampling.beam, source_file=run.sources(), spectrum=beam_spectrum,
+                      direction=frame.beam,
                       polar_vector=frame.polar, polarization=st.polarization, nopolar=st.nopolar,
                       water_size=st.water_size, round_div=st.round_div)
     crystal_config = _validated(
@@ -262,6 +273,14 @@ class _SetUp:
         if layout.wavelength is not None and not self.typed("-lambda", "-energy") and st.imgfile is None:
             st.lambda0 = layout.wavelength
         return layout
+
+    def spectrum(self, inputs: SpectrumInputs) -> Spectrum | None:
+        """The beam's spectrum the options give; its weighted mean wavelength becomes the beam's
+        (in place of -lambda, -energy, or the wavelength of an -img header or a detector file)."""
+        found = spectrum_of(inputs, self.st.typed)
+        if found is not None:
+            self.st.lambda0 = mean_wavelength(found.wavelengths, found.weights)
+        return found
 
     def beam_of_detector_file(self, f: _Frame, layout: detector_file.DetectorFile) -> None:
         """The beam the file's panels are placed about, where it gives one: it must be the

@@ -17,6 +17,11 @@ EV_ANGSTROM = 12398.42  # the program's photon energy times wavelength, eV Å (-
 DEFAULT_FLUENCE = 125932015286227086360700780544.0
 
 
+def photon_wavelength(energy_eV):
+    """The wavelength in metres of photons of ``energy_eV`` (a number or an array), as -energy converts."""
+    return (EV_ANGSTROM / energy_eV) / 1.0e10
+
+
 @attrs.define
 class ScanState:
     # crystal and structure factors
