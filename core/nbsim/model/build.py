@@ -30,7 +30,13 @@ from nbsim.model.geometry import (
     placed_detector,
 )
 from nbsim.model.panels import Panels
-from nbsim.model.sources import Sources, dispersion_wavelengths, divergence_grid, generated_sources, listed_sources
+from nbsim.model.sources import (
+    Sources,
+    dispersion_wavelengths,
+    divergence_grid,
+    generated_sources,
+    listed_sources,
+)
 from nbsim.model.spectra import intensity_weights
 from nbsim.physics import rng
 

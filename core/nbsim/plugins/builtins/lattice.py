@@ -21,7 +21,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from nbsim.physics.trig import sincg_pi
+from nbsim.physics.trig import sincg_pi, sincg_pi_library
 from nbsim.plugins.builtins.shape_constants import GAUSS_WIDTH, ROUND_NORM, TOPHAT_RADIUS2
 from nbsim.plugins.hookspecs import hookimpl
 from nbsim.protocols import LatticeFactor
@@ -71,13 +71,14 @@ class SquareLattice(LatticeFactor):
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
-        differentiating = torch.is_grad_enabled() and (hkl.requires_grad or n_cells.requires_grad)
-        if torch.compiler.is_compiling() or differentiating:
-            # exact reduction of the argument, polynomial sine: compiled, it is fused; for
-            # gradients it is needed, as sin(pi h) of a rounded pi h near a large integer
+        if torch.compiler.is_compiling():
+            # fused: exact reduction of the argument, polynomial sine, in the working precision
+            return sincg_pi(hkl, n_cells).prod(-1)
+        if torch.is_grad_enabled() and (hkl.requires_grad or n_cells.requires_grad):
+            # the same reduction, library sines: sin(pi h) of a rounded pi h near a large integer
             # leaves the derivative of the quotient with no correct digit (wrong sign at
             # h = 17 + 1e-6)
-            return sincg_pi(hkl, n_cells).prod(-1)
+            return sincg_pi_library(hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
         # eager without gradients: a few library sines in hkl's (double) precision cost less than
         # the reduction's dozen passes over memory, in either working precision
         return sincg(math.pi * hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
