@@ -42,14 +42,18 @@ def _render_on_worker(plan, options, outputs, block: range, token: str, threads:
 
 @attrs.define
 class ScaleOut:
-    """``workers`` local processes (a Dask LocalCluster), or the cluster at ``scheduler``."""
+    """``workers`` local processes (a Dask LocalCluster), the cluster at ``scheduler``, or the
+    cluster of a ``client`` the caller has (and closes)."""
 
     workers: int | None = None
     scheduler: str | None = None
     client: object = None
     cluster: object = None
+    owns_client: bool = False
 
     def __enter__(self) -> ScaleOut:
+        if self.client is not None:  # one client per process: Dask's event loops do not mix
+            return self
         try:
             from distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - a dependency of nbsim
@@ -63,10 +67,11 @@ class ScaleOut:
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
+        self.owns_client = True
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.client is not None:
+        if self.owns_client:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -17,8 +17,6 @@ library sine they replace.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -59,24 +57,6 @@ def _reduce_sum(whole: Tensor, part: Tensor, dtype: torch.dtype) -> tuple[Tensor
 def sinpi(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """sin(π t) evaluated in ``dtype`` (default: t's) after an exact reduction in t's precision."""
     return _sinpi_reduced(*_reduce(t, dtype or t.dtype))
-
-
-def sincg_pi_library(h: Tensor, n: Tensor) -> Tensor:
-    """:func:`sincg_pi` with the library sine of the reduced arguments, in h's precision (for
-    eager gradients: fewer intermediate tensors than the polynomial, the same reduction)."""
-    n = n.to(h.dtype)
-    k = torch.round(h)
-    r = h - k
-    kn = k * n
-    whole = torch.round(kn)
-    part = (kn - whole) + r * n  # N h = N k + N r: the fraction to full relative precision
-    k2 = torch.round(part)
-    integer = r == 0
-    den = torch.sin(math.pi * torch.where(integer, torch.full_like(r, 0.5), r))  # never 0 where it divides
-    num = torch.sin(math.pi * (part - k2))
-    sign = 1.0 - 2.0 * _parity(whole + k2 + k)  # (-1)^(k N) / (-1)^k, for the reduced sines
-    limit = n * (1.0 - 2.0 * _parity(k * (n - 1.0)))
-    return torch.where(integer, limit, sign * num / den)
 
 
 def sincg_pi(h: Tensor, n: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from nbsim.physics.trig import sincg_pi, sincg_pi_library
+from nbsim.physics.trig import sincg_pi
 from nbsim.plugins.builtins.shape_constants import GAUSS_WIDTH, ROUND_NORM, TOPHAT_RADIUS2
 from nbsim.plugins.hookspecs import hookimpl
 from nbsim.protocols import LatticeFactor
@@ -37,6 +37,49 @@ def sincg(x: Tensor, n: Tensor) -> Tensor:
     if torch.is_grad_enabled() and (x.requires_grad or n.requires_grad):
         x = torch.where(zero, torch.ones_like(x), x)  # keeps the gradient finite where x == 0
     return torch.where(zero, n, torch.sin(x * n) / torch.sin(x))
+
+
+class _SquareFactor(torch.autograd.Function):
+    """sincg(pi h, N) with derivatives computed from h = k + r and N h = whole + part, each
+    reduced exactly (``specs/physics.md``): autograd through sin(pi h) of a rounded pi h near a
+    large integer gives the quotient's derivative no correct digit (the wrong sign at
+    h = 17 + 1e-6), and through a reduction it keeps a dozen intermediates per term. Here only
+    h and N are kept; the value is the render's own."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, n: Tensor) -> Tensor:
+        ctx.save_for_backward(h, n)
+        return sincg(math.pi * h, n)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        # in place where it can: the backward pass of a chunk holds its graph, and these are
+        # a dozen arrays of its size
+        h, n = ctx.saved_tensors
+        k = torch.round(h)
+        r = h - k
+        whole = k * n
+        part = r * n
+        fraction = whole - torch.round(whole)
+        whole.sub_(fraction)  # N h = whole + part, the fraction to full relative precision
+        part.add_(fraction)
+        del fraction
+        sign = whole.add_(k).remainder_(2.0).mul_(-2.0).add_(1.0)  # (-1)^(whole + k): the reduced sines' signs
+        peak = r == 0
+        sin_r = torch.where(peak, torch.full_like(r, 0.5), r).mul_(math.pi).sin_()
+        cos_p = (part * math.pi).cos_()
+        grad_h = grad_n = None
+        if ctx.needs_input_grad[1]:
+            d_n = (h * math.pi).mul_(sign).mul_(cos_p).div_(sin_r)
+            d_n = torch.where(peak, 1.0 - 2.0 * torch.remainder(k * (n - 1.0), 2.0), d_n)  # N (-1)^(k (N-1)) at peaks
+            grad_n = (grad * d_n).sum_to_size(n.shape)
+            del d_n
+        if ctx.needs_input_grad[0]:
+            d_h = cos_p.mul_(n).mul_(sin_r)
+            d_h.sub_(part.mul_(math.pi).sin_().mul_(r.mul_(math.pi).cos_()))  # N cos(pi p) sin(pi r) - sin(pi p) cos(pi r)
+            d_h.mul_(sign).mul_(math.pi).div_(sin_r).div_(sin_r)
+            grad_h = grad * d_h.masked_fill_(peak, 0.0)  # flat in h at a Bragg peak
+        return grad_h, grad_n
 
 
 def sinc3(x: Tensor) -> Tensor:
@@ -75,10 +118,8 @@ class SquareLattice(LatticeFactor):
             # fused: exact reduction of the argument, polynomial sine, in the working precision
             return sincg_pi(hkl, n_cells).prod(-1)
         if torch.is_grad_enabled() and (hkl.requires_grad or n_cells.requires_grad):
-            # the same reduction, library sines: sin(pi h) of a rounded pi h near a large integer
-            # leaves the derivative of the quotient with no correct digit (wrong sign at
-            # h = 17 + 1e-6)
-            return sincg_pi_library(hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
+            # the values of the render below, the derivatives from the exactly reduced arguments
+            return _SquareFactor.apply(hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
         # eager without gradients: a few library sines in hkl's (double) precision cost less than
         # the reduction's dozen passes over memory, in either working precision
         return sincg(math.pi * hkl, n_cells.to(hkl.dtype)).prod(-1).to(n_cells.dtype)
