@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from golden import GOLDEN
+from nbsim import config_from_argv
 from nbsim.model.build import PARAMETERS
 from nbsim.simulation import Simulation
 
@@ -155,3 +156,52 @@ def test_pixels_and_roi_match_the_image(workdir):
     image = sim.image()
     assert torch.equal(sim.image(roi=(1, 2, 1, 2)), image[1:3, 1:3])
     assert torch.equal(sim.pixels(torch.tensor([[2, 1], [1, 2]])), torch.stack((image[2, 1], image[1, 2])))
+
+
+#: a realistic image: triclinic cell, 96 x 96 pixels oversampled twice, mosaic domains, phi
+#: steps, dispersion, polarization, a rotated detector (every refinable parameter acts)
+REALISTIC = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -default_F 100 -N 5 -lambda 1.0 -distance 80 -pixel 0.3 "
+             "-detpixels 96 -oversample 2 -mosaic 0.3 -mosaic_dom 3 -phi 0.5 -osc 0.4 -phisteps 2 -dispersion 0.2 "
+             "-dispsteps 2 -polar 0.5 -detector_rotx 1 -twotheta 2 -noprogress")
+
+
+#: relative steps where the image changes too little over 1e-5 for a difference to keep digits
+#: (0.2% dispersion moved by 1e-5 of itself changes the weighted sum by 1e-9 of it)
+WIDER_STEPS = {"dispersion": 1e-3}
+#: where differences themselves disagree beyond 1e-6 between steps (dispersion: 5e-6), the
+#: comparison can hold them to no more (issue 18 asks for 1e-6: open for dispersion)
+LOOSER = {"dispersion": 1e-5}
+
+
+@pytest.mark.parametrize("name", ["cell", "distance", "beam_center", "misset", "detector_rotation", "twotheta",
+                                  "wavelength", "pixel_size", "mosaic_spread", "phistep", "n_cells", "polarization",
+                                  "dispersion", "fudge"])
+def test_every_refinable_parameter_matches_central_differences_on_a_realistic_image(name):
+    """Autograd against Richardson-extrapolated central differences (steps of 1e-5 and 5e-6
+    relative) of a weighted image sum:
+    1e-6 relative, what refinement relies on (``nbsim.refine.UNITS`` lists the parameters)."""
+    from nbsim.refine import UNITS
+
+    assert name in UNITS
+    sim = Simulation(config_from_argv(REALISTIC.split()))
+    # positive weights: a sum of terms of both signs would cancel the digits a difference needs
+    weights = 0.5 + torch.rand(96, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    params = sim.parameters(name)
+    start = params[name].detach().clone()
+    (sim.image(params) * weights).sum().backward()
+    gradient = params[name].grad.reshape(-1)
+    for i in range(start.numel()):
+        value = abs(float(start.reshape(-1)[i]))
+        step = WIDER_STEPS.get(name, 1e-5) * (value if value else 1.0)
+
+        def weighted(shift):  # rendered as the gradient is (the tensor engine), not by the CPU loop
+            x = start.clone().reshape(-1)
+            x[i] += shift
+            x = x.reshape(start.shape).requires_grad_(True)
+            return float((sim.image({name: x}) * weights).sum().detach())
+
+        def central(h):
+            return (weighted(h) - weighted(-h)) / (2 * h)
+
+        difference = (4.0 * central(step / 2) - central(step)) / 3.0  # Richardson: the h^2 error cancels
+        assert float(gradient[i]) == pytest.approx(difference, rel=LOOSER.get(name, 1e-6)), (name, i)
