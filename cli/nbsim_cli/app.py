@@ -156,6 +156,27 @@ def _input_options() -> list:
     ]
 
 
+def _render_options() -> list:
+    """How images are rendered and recorded: engine, noise generator, detector response (``nbsim
+    run`` and the dataset commands alike)."""
+    from nbsim.engines.choice import ENGINE_NAMES
+    from nbsim.outputs.noise import METHODS as NOISE_METHODS
+
+    return [
+        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True,
+                     help="render engine: tensor (torch, eager), compiled (torch.compile), numba (compiled CPU "
+                          "loop, built-in physics without gradients); auto picks the fastest that applies; "
+                          "one that cannot render the job is an error saying why"),
+        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
+                     help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
+        click.Option(["--response", "responses"], multiple=True, metavar="NAME[:KEY=VALUE,...]",
+                     help="a step of the detector's response, from the ideal photons to what is recorded "
+                          "(repeat, in order: e.g. --response psf-gauss:fwhm=172 --response poisson --response "
+                          "gain:adu_per_photon=2 --response readout:sigma=3); the int, noise, CBF and NeXus files "
+                          "then hold its result"),
+    ]
+
+
 def _sase_options(seeded: bool) -> list:
     """``--sase`` (and, where one image is rendered, the ``--sase-seed`` of its shot)."""
     options = [click.Option(["--sase"], default=None, metavar="MEAN_EV:BANDWIDTH:SPIKES[:BINS]",
@@ -182,20 +203,13 @@ def _inputs(values: dict) -> dict:
 
 
 def _make_run_command() -> click.Command:
-    from nbsim.engines.choice import ENGINE_NAMES
-    from nbsim.outputs.noise import METHODS as NOISE_METHODS
 
     plugin_opts, system = _plugin_options()
     params = [
         click.Option(["--example"], is_flag=True, help="render the embedded example (no input files needed)"),
-        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
-                     help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
         click.Option(["--provenance"], default=None, metavar="FILE",
                      help="write a JSON record of the run (versions, plugins, seeds, file hashes)"),
-        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True,
-                     help="render engine: tensor (torch, eager), compiled (torch.compile), numba (compiled CPU "
-                          "loop, built-in physics without gradients); auto picks the fastest that applies; "
-                          "one that cannot render the job is an error saying why"),
+        *_render_options(),
         click.Option(["--verbose"], is_flag=True, help="say on stderr which engine renders, and why"),
         *_input_options(),
         *_sase_options(seeded=True),
@@ -210,11 +224,6 @@ def _make_run_command() -> click.Command:
                      help="the NeXus file holds the noise image instead of the int image"),
         click.Option(["--nexus-float"], is_flag=True,
                      help="the NeXus file holds the float image too (/entry/data/photons)"),
-        click.Option(["--response", "responses"], multiple=True, metavar="NAME[:KEY=VALUE,...]",
-                     help="a step of the detector's response, from the ideal photons to what is recorded "
-                          "(repeat, in order: e.g. --response psf-gauss:fwhm=172 --response poisson --response "
-                          "gain:adu_per_photon=2 --response readout:sigma=3); the int, noise, CBF and NeXus files "
-                          "then hold its result"),
         click.Option(["--response-float"], default=None, metavar="FILE",
                      help="also write the detector response's result as float32, like -floatfile"),
         click.Option(["--png"], default=None, metavar="FILE",
@@ -264,8 +273,6 @@ def _make_run_command() -> click.Command:
 def _make_dataset_command(kind: str) -> click.Command:
     """``nbsim series`` (a rotation series) or ``nbsim stills`` (random orientations)."""
     from nbsim.datasets.run import FORMATS
-    from nbsim.engines.choice import ENGINE_NAMES
-    from nbsim.outputs.noise import METHODS as NOISE_METHODS
 
     plugin_opts, system = _plugin_options()
     count = (click.Option(["--frames"], type=click.IntRange(1), required=True, metavar="N",
@@ -304,11 +311,7 @@ def _make_dataset_command(kind: str) -> click.Command:
         click.Option(["--scheduler"], default=None, metavar="ADDRESS",
                      help="render on the Dask cluster at ADDRESS (e.g. tcp://host:8786; workers must see the "
                           "same files)"),
-        click.Option(["--engine"], type=click.Choice(ENGINE_NAMES), default="auto", show_default=True),
-        click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True),
-        click.Option(["--response", "responses"], multiple=True, metavar="NAME[:KEY=VALUE,...]",
-                     help="a step of the detector's response (repeat, in order): the files then hold what it "
-                          "records instead of the noise image"),
+        *_render_options(),
         *_input_options(),
         *_common_options(plugin_opts),
     ]

@@ -198,10 +198,11 @@ def finish(plan: Series | Stills, outputs: Outputs) -> None:
     """The manifest and the experiment list of a dataset whose images are all written."""
     lines = []
     shards = outputs.shards(plan.count) if outputs.nexus else []
-    frames = {}  # image -> (shard file, frame in it)
+    frames = {}  # image -> (shard file, frame in it, sha256 of its counts): each shard read once
     for j, images in enumerate(shards):
-        for frame, k in enumerate(images):
-            frames[k] = (outputs.shard_path(j, len(shards)), frame)
+        path = outputs.shard_path(j, len(shards))
+        for frame, (k, digest) in enumerate(zip(images, _frame_digests(path))):
+            frames[k] = (path, frame, digest)
     for k in range(plan.count):
         record = {**plan.record(k)}
         if outputs.template is not None:
@@ -209,29 +210,34 @@ def finish(plan: Series | Stills, outputs: Outputs) -> None:
             with open(path, "rb") as fh:
                 record.update(file=path, sha256=hashlib.sha256(fh.read()).hexdigest())
         if outputs.nexus is not None:
-            shard, frame = frames[k]
-            record.update(nexus=outputs.nexus, shard=shard, frame=frame, counts_sha256=_frame_digest(shard, frame))
+            shard, frame, digest = frames[k]
+            record.update(nexus=outputs.nexus, shard=shard, frame=frame, counts_sha256=digest)
         lines.append(json.dumps({**record, "reproduce": plan.reproduce(k)}))
     files = [atomic.Output(outputs.manifest_path, ("\n".join(lines) + "\n").encode(), "--manifest")]
+    if outputs.nexus is None and not outputs.export_expt:
+        atomic.write_all(files)
+        return
+    first = simulated_experiment(plan.config(0), _model(plan.config(0)), image=outputs.nexus or "")  # image 0's
     if outputs.nexus is not None:
-        base = simulated_experiment(plan.config(0), _model(plan.config(0)), image=outputs.nexus)
         relative = [(os.path.relpath(outputs.shard_path(j, len(shards)), os.path.dirname(outputs.nexus) or "."), len(s))
                     for j, s in enumerate(shards)]
-        files.append(atomic.Output(outputs.nexus, nexus.encode_master(base, relative, np.uint16, created=FIXED_TIME),
+        files.append(atomic.Output(outputs.nexus, nexus.encode_master(first, relative, np.uint16, created=FIXED_TIME),
                                    "--nexus"))
     if outputs.export_expt:
-        files.append(atomic.Output(outputs.export_expt, expt.encode(truth(plan, outputs)), "--export-expt"))
+        files.append(atomic.Output(outputs.export_expt, expt.encode(truth(plan, outputs, first)), "--export-expt"))
     atomic.write_all(files)
 
 
-def _frame_digest(shard: str, frame: int) -> str:
-    """sha256 of one frame's counts in a shard, as stored (little-endian integers)."""
+def _frame_digests(shard: str) -> list[str]:
+    """sha256 of each frame's counts in a shard, as stored (little-endian integers)."""
     import h5py
     import hdf5plugin  # noqa: F401  (the shards' compression)
 
     with h5py.File(shard, "r") as f:
-        counts = f["/entry/data/data"][frame]
-    return hashlib.sha256(np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<")).tobytes()).hexdigest()
+        data = f["/entry/data/data"]
+        little = data.dtype.newbyteorder("<")
+        return [hashlib.sha256(np.ascontiguousarray(data[i], dtype=little).tobytes()).hexdigest()
+                for i in range(data.shape[0])]
 
 
 def _model(config):
@@ -255,15 +261,15 @@ def _real_space(config) -> list[list[float]]:
     return lattice.real.tolist()
 
 
-def truth(plan: Series | Stills, outputs: Outputs) -> list[expt.Experiment]:
-    """The dataset as DIALS experiments: one sweep of every frame, or one experiment per still."""
+def truth(plan: Series | Stills, outputs: Outputs, first: expt.Experiment) -> list[expt.Experiment]:
+    """The dataset as DIALS experiments, from ``first``, image 0's: one sweep of every frame, or
+    one experiment per still."""
 
     def image_of(k: int) -> dict:
         if outputs.template:
             return {"image": image_path(outputs.template, k)}
         return {"image": outputs.nexus, "frame": k}
 
-    first = simulated_experiment(plan.config(0), _model(plan.config(0)), image="")
     if isinstance(plan, Series):  # one crystal, turning
         return [attrs.evolve(first, frames=plan.count, template=outputs.template or outputs.nexus,
                              image=image_of(0)["image"])]

@@ -20,12 +20,11 @@ from nbsim.errors import InputError
 from nbsim.io.detector_file import FLAG, DetectorFile
 from nbsim.model.config import PanelConfig
 from nbsim.model.geometry import from_mcstas_frame
+from nbsim.model.spectra import photon_wavelength
 
 #: per-panel keys that place pixels; all of them must be known for every panel
 PLACEMENT = ("min_fs", "max_fs", "min_ss", "max_ss", "fs", "ss", "corner_x", "corner_y", "res", "clen")
 _TERM = re.compile(r"\s*([+-]?)\s*(\d*\.?\d*(?:[eE][+-]?\d+)?)\s*([xyz])")
-#: hc in eV Å, as nanoBragg's -energy uses it
-HC = 12398.42
 
 
 def read_detector(path: str, text: str) -> DetectorFile:
@@ -57,7 +56,7 @@ def read_detector(path: str, text: str) -> DetectorFile:
     placed = tuple(_panel(path, name, fields) for name, fields in panels.items())
     return DetectorFile(path=path, kind="CrystFEL geometry", panels=placed,
                         beam=tuple(float(x) for x in from_mcstas_frame((0.0, 0.0, 1.0))),
-                        wavelength=None if not energy else HC / energy * 1e-10)
+                        wavelength=None if not energy else photon_wavelength(energy))
 
 
 def _panel(path: str, name: str, fields: dict[str, tuple[str, int]]) -> PanelConfig:

@@ -23,6 +23,14 @@ import numpy as np
 
 from nbsim.errors import UsageError
 
+#: the reference program's photon energy times wavelength, eV Å (-energy E: lambda = 12398.42/E Å)
+EV_ANGSTROM = 12398.42
+
+
+def photon_wavelength(energy_eV):
+    """The wavelength in metres of photons of ``energy_eV`` (a number or an array), as -energy converts."""
+    return (EV_ANGSTROM / energy_eV) / 1.0e10
+
 #: FWHM of a Gaussian over its standard deviation
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 #: the SASE grid's half width in envelope FWHMs (the envelope is 2e-3 of its peak there)

@@ -16,7 +16,8 @@ from typing import Any
 import attrs
 
 from nbsim.errors import UsageError
-from nbsim.setup.state import RTD, ScanState, photon_wavelength
+from nbsim.model.spectra import photon_wavelength
+from nbsim.setup.state import RTD, ScanState
 
 # value shapes a flag can take
 NONE = "none"

@@ -39,13 +39,13 @@ from nbsim.model.config import (
 )
 from nbsim.model.crystal import Lattice, build_lattice
 from nbsim.model.geometry import beam_center, corner_resolution, listed_panel, placed_detector
-from nbsim.model.spectra import mean_wavelength
+from nbsim.model.spectra import EV_ANGSTROM, mean_wavelength
 from nbsim.physics import rng
 from nbsim.physics.vectors import cross, norm, unitize
 from nbsim.setup.flags import PLACEMENT_FLAGS, SENSOR_FLAGS, UNUSED_BY_NANOBRAGG
 from nbsim.setup.parser import parse_argv
 from nbsim.setup.spectrum import SpectrumInputs, spectrum_of
-from nbsim.setup.state import EV_ANGSTROM, RTD, ScanState
+from nbsim.setup.state import RTD, ScanState
 
 CONVENTION_VECTORS = {
     # beam, fdet, sdet, odet, twotheta axis, polar, spindle

@@ -18,8 +18,7 @@ import numpy as np
 from nbsim.errors import UsageError
 from nbsim.io import spectrum as spectrum_file
 from nbsim.model.config import Spectrum
-from nbsim.model.spectra import SaseSpec, sase_spectrum
-from nbsim.setup.state import photon_wavelength
+from nbsim.model.spectra import SaseSpec, photon_wavelength, sase_spectrum
 
 #: the nanoBragg flags a spectrum stands for
 REPLACED_FLAGS = ("-lambda", "-energy", "-dispersion", "-dispsteps", "-sourcefile")

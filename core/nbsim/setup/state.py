@@ -13,13 +13,7 @@ import attrs
 
 NAN = math.nan
 RTD = 180.0 * (1.0 / math.pi)  # the program's degrees-per-radian constant (180.0*M_1_PI)
-EV_ANGSTROM = 12398.42  # the program's photon energy times wavelength, eV Å (-energy E: lambda = 12398.42/E Å)
 DEFAULT_FLUENCE = 125932015286227086360700780544.0
-
-
-def photon_wavelength(energy_eV):
-    """The wavelength in metres of photons of ``energy_eV`` (a number or an array), as -energy converts."""
-    return (EV_ANGSTROM / energy_eV) / 1.0e10
 
 
 @attrs.define
