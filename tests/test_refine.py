@@ -118,4 +118,4 @@ def test_a_loss_that_becomes_nan_stops_the_refinement_with_an_error(truth_image,
     monkeypatch.setattr(refinement, "loss", loss)
     with pytest.raises(RefinementError, match=r"the loss became nan .* the last finite parameters: distance 60\.\d+"):
         refinement.run(optimizer="adam", stages=(1,), iterations=5)
-    assert torch.isfinite(refinement.u["distance"]).all()
+    assert torch.isfinite(refinement.coords.u["distance"]).all()

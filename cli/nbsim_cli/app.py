@@ -18,7 +18,7 @@ import sys
 import click
 
 import nbsim
-from nbsim.errors import NbsimError, UsageError
+from nbsim.errors import NbsimError, RefinementError, UsageError
 
 #: the embedded example of ``nbsim run --example``: a 100 Å cubic crystal, 256x256 detector
 EXAMPLE_ARGV = (
@@ -407,14 +407,19 @@ def _make_refine_command() -> click.Command:
         click.Option(["--optimizer"], type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
         click.Option(["--iterations"], type=click.IntRange(1), default=60, show_default=True,
                      help="optimizer steps per stage (L-BFGS: inner iterations)"),
-        click.Option(["--stages"], default="4,1", show_default=True, metavar="B,B,...",
-                     help="block sizes of the coarse-to-fine stages (1 = full resolution)"),
+        click.Option(["--stages"], default="2,1", show_default=True, metavar="B,B,...",
+                     help="block sizes of the pixel stages (1 = full resolution)"),
+        click.Option(["--spots/--no-spots"], default=True, show_default=True,
+                     help="fit the geometry to the observed spots' positions before the pixels"),
+        click.Option(["--space-group"], default=None, metavar="NAME",
+                     help="keep the cell in this space group's crystal system (a name or number, gemmi's)"),
         *_common_options(plugin_opts),
     ]
 
-    def callback(observed, refine_names, json_out, optimizer, iterations, stages, phi_policy, device, dtype,
-                 max_memory, lattice, polarization, image_stage, flags, **plugin_values):
+    def callback(observed, refine_names, json_out, optimizer, iterations, stages, spots, space_group, phi_policy,
+                 device, dtype, max_memory, lattice, polarization, image_stage, flags, **plugin_values):
         from nbsim.refine import Refinement, read_observed
+        from nbsim.refine.refinement import CONVERGED
         from nbsim.simulation import Simulation
 
         try:
@@ -435,8 +440,8 @@ def _make_refine_command() -> click.Command:
             for text in sim.config.warnings:
                 click.echo(f"nbsim: warning: {text}", err=True)
             names = [n.strip() for n in refine_names.split(",") if n.strip()]
-            refinement = Refinement(sim, read_observed(observed, sim), names)
-            result = refinement.run(optimizer=optimizer, stages=blocks, iterations=iterations,
+            refinement = Refinement(sim, read_observed(observed, sim), names, space_group=space_group)
+            result = refinement.run(optimizer=optimizer, stages=blocks, iterations=iterations, spots=spots,
                                     progress=lambda line: click.echo(line, err=True), warn=_warn)
             for line in result.table():
                 click.echo(line)
@@ -446,8 +451,12 @@ def _make_refine_command() -> click.Command:
                 from nbsim.io import atomic
 
                 record = {"argv": list(flags), "observed": observed, "optimizer": optimizer, "stages": blocks,
-                          **result.to_json()}
+                          "spots": spots, "space_group": space_group, **result.to_json()}
                 atomic.write_bytes(json_out, (json.dumps(record, indent=2) + "\n").encode(), "--json")
+            if not result.converged:
+                raise RefinementError(f"refine: did not converge in --iterations {iterations}: the loss still changed "
+                                      f"by more than {CONVERGED:g} of itself in the last round; the table shows where "
+                                      "it stopped (raise --iterations or start closer)")
         except NbsimError as exc:
             _fail(exc)
 
