@@ -53,7 +53,7 @@ FIRST_SHELL_SPOTS = 40
 ROBUST = 0.15
 #: the beam-centre grid: spacing in pixels, and the shells each start is refined through
 GRID_STEP = 1.0
-GRID_SHELLS = 5
+GRID_SHELLS = 4
 
 
 class SpotFit:
@@ -189,7 +189,7 @@ class SpotFit:
                                                                           device=start["beam_center"].device) * pixel_steps
             self.coords.restore(start)
             for keep in masks:
-                self.fit_shell(keep, rounds=1, max_iter=30)
+                self.fit_shell(keep, rounds=1, max_iter=20)
             value = self.score(judged)
             if best is None or value < best[0]:
                 best = (value, offset, self.coords.snapshot())
