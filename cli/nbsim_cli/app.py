@@ -11,6 +11,7 @@ without importing torch, the plugins or the flag table.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -306,11 +307,7 @@ def _make_dataset_command(kind: str) -> click.Command:
                      help="the manifest, JSON lines (default: the template's name + .manifest.jsonl)"),
         click.Option(["--export-expt"], default=None, metavar="FILE",
                      help="the dataset's ground truth as a DIALS experiment list"),
-        click.Option(["--workers"], type=click.IntRange(1), default=None, metavar="N",
-                     help="render on N local worker processes (a Dask LocalCluster) instead of this one"),
-        click.Option(["--scheduler"], default=None, metavar="ADDRESS",
-                     help="render on the Dask cluster at ADDRESS (e.g. tcp://host:8786; workers must see the "
-                          "same files)"),
+        *_scale_out_options("render"),
         *_render_options(),
         *_input_options(),
         *_common_options(plugin_opts),
@@ -339,16 +336,9 @@ def _make_dataset_command(kind: str) -> click.Command:
             plan = plan_from_argv(kind, argv, options, seed=seed, warn=_warn, **size)
             outputs = Outputs(template=template, nexus=nexus, shard_size=shard_size, manifest=manifest,
                               export_expt=export_expt)
-            if workers and scheduler:
-                raise UsageError("--workers starts a local cluster and --scheduler names one: give one of them")
             progress = _image_progress(argv, plan.count)
-            if workers or scheduler:
-                from nbsim.datasets.distributed import ScaleOut
-
-                with ScaleOut(workers=workers, scheduler=scheduler) as scale_out:
-                    run_dataset(plan, options, outputs, progress=progress, tell=_tell, scale_out=scale_out)
-            else:
-                run_dataset(plan, options, outputs, progress=progress, tell=_tell)
+            with _scale_out(workers, scheduler) as scale_out:
+                run_dataset(plan, options, outputs, progress=progress, tell=_tell, scale_out=scale_out)
         except NbsimError as exc:
             _fail(exc)
 
@@ -375,13 +365,37 @@ def _tell(text: str) -> None:
     click.echo(f"nbsim: {text}", err=True)
 
 
-def _image_progress(argv, total: int):
+def _scale_out_options(work: str) -> list[click.Option]:
+    return [
+        click.Option(["--workers"], type=click.IntRange(1), default=None, metavar="N",
+                     help=f"{work} on N local worker processes (a Dask LocalCluster) instead of this one"),
+        click.Option(["--scheduler"], default=None, metavar="ADDRESS",
+                     help=f"{work} on the Dask cluster at ADDRESS (e.g. tcp://host:8786; workers must see the "
+                          "same files)"),
+    ]
+
+
+@contextlib.contextmanager
+def _scale_out(workers: int | None, scheduler: str | None):
+    """The Dask cluster of --workers/--scheduler (None: this process)."""
+    if workers and scheduler:
+        raise UsageError("--workers starts a local cluster and --scheduler names one: give one of them")
+    if not (workers or scheduler):
+        yield None
+        return
+    from nbsim.datasets.distributed import ScaleOut
+
+    with ScaleOut(workers=workers, scheduler=scheduler) as scale_out:
+        yield scale_out
+
+
+def _image_progress(argv, total: int, unit: str = "image"):
     """A bar counting images (tqdm: rate and time left), where the console shows progress."""
     if _progress_bar(argv) is None:
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
     def show(done: int, count: int) -> None:
         bar.total = count
@@ -398,8 +412,11 @@ def _make_refine_command() -> click.Command:
 
     plugin_opts, system = _plugin_options()
     params = [
-        click.Option(["--observed"], required=True, metavar="IMAGE",
-                     help="observed image: SMV (its -adc offset removed) or raw float32"),
+        click.Option(["--observed"], default=None, metavar="IMAGE",
+                     help="observed image: SMV, miniCBF or NeXus (its -adc offset removed), or raw float32"),
+        click.Option(["--stills"], default=None, metavar="LIST",
+                     help="refine every shot of LIST (JSON lines: an 'nbsim stills' manifest, or images with "
+                          "starting models) on its own, instead of one --observed image"),
         click.Option(["--refine", "refine_names"], required=True, metavar="NAMES",
                      help=f"comma-separated parameters to refine: {', '.join(UNITS)}"),
         click.Option(["--json", "json_out"], default=None, metavar="FILE",
@@ -413,59 +430,111 @@ def _make_refine_command() -> click.Command:
                      help="fit the geometry to the observed spots' positions before the pixels"),
         click.Option(["--space-group"], default=None, metavar="NAME",
                      help="keep the cell in this space group's crystal system (a name or number, gemmi's)"),
+        click.Option(["--f-sigma"], type=float, default=0.1, show_default=True, metavar="S",
+                     help="refined structure factors: relative standard deviation of their restraint to the start"),
+        click.Option(["--table"], default=None, metavar="FILE",
+                     help="--stills: the refined shots, JSON lines (default: LIST's name + .refined.jsonl)"),
+        click.Option(["--export-expt"], default=None, metavar="FILE",
+                     help="--stills: the refined shots as a DIALS experiment list"),
+        click.Option(["--block-size"], type=click.IntRange(1), default=10, show_default=True, metavar="N",
+                     help="--stills: shots per block (the unit of resuming and of scale-out)"),
+        *_scale_out_options("--stills: refine"),
         *_common_options(plugin_opts),
     ]
 
-    def callback(observed, refine_names, json_out, optimizer, iterations, stages, spots, space_group, phi_policy,
-                 device, dtype, max_memory, lattice, polarization, image_stage, flags, **plugin_values):
-        from nbsim.refine import Refinement, read_observed
-        from nbsim.refine.refinement import CONVERGED
-        from nbsim.simulation import Simulation
+    def callback(observed, stills, refine_names, json_out, optimizer, iterations, stages, spots, space_group, f_sigma,
+                 table, export_expt, block_size, workers, scheduler, phi_policy, device, dtype, max_memory, lattice,
+                 polarization, image_stage, flags, **plugin_values):
+        from nbsim.plugins.selection import check_device, check_dtype
 
         try:
+            if (observed is None) == (stills is None):
+                raise UsageError("give --observed IMAGE (one image) or --stills LIST (many shots), one of them")
+            for name, value in (("--table", table), ("--export-expt", export_expt), ("--workers", workers),
+                                ("--scheduler", scheduler)):
+                if stills is None and value is not None:
+                    raise UsageError(f"{name} goes with --stills")
+            if stills is not None and json_out is not None:
+                raise UsageError("--json goes with --observed; --stills writes its --table")
             try:
                 blocks = [int(x) for x in stages.split(",") if x.strip()]
             except ValueError:
                 raise UsageError(f"--stages: expected block sizes such as 4,1, got {stages!r}") from None
             if not blocks or min(blocks) < 1:
                 raise UsageError(f"--stages: expected positive block sizes, got {stages!r}")
-            from nbsim.plugins.selection import check_device, check_dtype
-
-            sim = Simulation.from_argv(
-                list(flags), device=check_device(device), dtype=check_dtype(dtype),
-                phi_policy=phi_policy, lattice=lattice, polarization=polarization,
+            simulation = dict(
+                device=check_device(device), dtype=check_dtype(dtype), phi_policy=phi_policy, lattice=lattice,
+                polarization=polarization,
                 policy_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), plugin_values),
-                image_stage=_stage_names(image_stage), max_memory=_memory(max_memory) or DEFAULT_MAX_MEMORY,
-            )
-            for text in sim.config.warnings:
-                click.echo(f"nbsim: warning: {text}", err=True)
-            names = [n.strip() for n in refine_names.split(",") if n.strip()]
-            refinement = Refinement(sim, read_observed(observed, sim), names, space_group=space_group)
-            result = refinement.run(optimizer=optimizer, stages=blocks, iterations=iterations, spots=spots,
-                                    progress=lambda line: click.echo(line, err=True), warn=_warn)
-            for line in result.table():
-                click.echo(line)
-            click.echo(f"loss {result.loss[0]:.6g} -> {result.loss[-1]:.6g} in {result.evaluations} evaluations, "
-                       f"{result.seconds:.1f} s")
-            if json_out:
-                from nbsim.io import atomic
-
-                record = {"argv": list(flags), "observed": observed, "optimizer": optimizer, "stages": blocks,
-                          "spots": spots, "space_group": space_group, **result.to_json()}
-                atomic.write_bytes(json_out, (json.dumps(record, indent=2) + "\n").encode(), "--json")
-            if not result.converged:
-                raise RefinementError(f"refine: did not converge in --iterations {iterations}: the loss still changed "
-                                      f"by more than {CONVERGED:g} of itself in the last round; the table shows where "
-                                      "it stopped (raise --iterations or start closer)")
+                image_stage=_stage_names(image_stage), max_memory=_memory(max_memory) or DEFAULT_MAX_MEMORY)
+            names = tuple(n.strip() for n in refine_names.split(",") if n.strip())
+            choices = {"refinement": {"space_group": space_group, "f_sigma": f_sigma},
+                       "run": {"optimizer": optimizer, "stages": blocks, "iterations": iterations, "spots": spots}}
+            if stills is not None:
+                _refine_stills(stills, tuple(flags), names, simulation, choices, table, export_expt, block_size,
+                               workers, scheduler)
+            else:
+                _refine_one(observed, tuple(flags), names, simulation, choices, json_out)
         except NbsimError as exc:
             _fail(exc)
 
     return click.Command(
         "refine", params=params, callback=callback,
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
-        help="Fit parameters of a nanoBragg model (its flags) to an observed image.",
+        help="Fit parameters of a nanoBragg model (its flags) to an observed image, or to every shot of --stills.",
         short_help=_SHORT_HELP["refine"],
     )
+
+
+def _refine_one(observed, flags, names, simulation, choices, json_out) -> None:
+    from nbsim.refine import Refinement, read_observed
+    from nbsim.refine.refinement import CONVERGED
+    from nbsim.simulation import Simulation
+
+    sim = Simulation.from_argv(list(flags), **simulation)
+    for text in sim.config.warnings:
+        click.echo(f"nbsim: warning: {text}", err=True)
+    refinement = Refinement(sim, read_observed(observed, sim), names, **choices["refinement"])
+    result = refinement.run(**choices["run"], progress=lambda line: click.echo(line, err=True), warn=_warn)
+    for line in result.table():
+        click.echo(line)
+    click.echo(f"loss {result.loss[0]:.6g} -> {result.loss[-1]:.6g} in {result.evaluations} evaluations, "
+               f"{result.seconds:.1f} s")
+    if json_out:
+        from nbsim.io import atomic
+
+        record = {"argv": list(flags), "observed": observed, **choices["run"], **choices["refinement"],
+                  **result.to_json()}
+        atomic.write_bytes(json_out, (json.dumps(record, indent=2) + "\n").encode(), "--json")
+    if not result.converged:
+        raise RefinementError(f"refine: did not converge in --iterations {choices['run']['iterations']}: the loss "
+                              f"still changed by more than {CONVERGED:g} of itself in the last round; the table "
+                              "shows where it stopped (raise --iterations or start closer)")
+
+
+def _refine_stills(stills, flags, names, simulation, choices, table, export_expt, block_size, workers,
+                   scheduler) -> None:
+    import os
+
+    from nbsim.io import atomic, expt
+    from nbsim.refine.stills import StillsJob, experiments, read_shots, refine_stills
+
+    shots = read_shots(stills)
+    table = table or os.path.splitext(stills)[0].removesuffix(".manifest") + ".refined.jsonl"
+    if export_expt:
+        atomic.check(export_expt, "--export-expt")
+    job = StillsJob(flags=flags, names=names, simulation=simulation, **choices)
+    with _scale_out(workers, scheduler) as scale_out:
+        rows = refine_stills(job, shots, table, block_size=block_size, scale_out=scale_out,
+                             progress=_image_progress(flags, len(shots), unit="shot"), tell=_tell)
+    if export_expt:
+        atomic.write_bytes(export_expt, expt.encode(experiments(job, rows)), "--export-expt")
+    failed = [r for r in rows if not r["converged"]]
+    click.echo(f"{len(rows) - len(failed)} of {len(rows)} shots refined and converged; table {table}")
+    if failed:
+        raise RefinementError(f"refine: {len(failed)} of {len(rows)} shots did not converge or could not be "
+                              f"refined (first: shot {failed[0]['index']}: {failed[0]['error'] or 'not converged'}); "
+                              f"see {table}")
 
 
 def _progress_bar(argv):

@@ -25,14 +25,19 @@ from nbsim.errors import UsageError
 _RENDERERS: dict = {}
 
 
-def _render_on_worker(plan, options, outputs, block: range, token: str, threads: int | None) -> list[int]:
-    from nbsim.datasets.render import Renderer
-    from nbsim.datasets.run import render_block
-
+def _on_worker(function: Callable, shared, item, threads: int | None):
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    return function(shared, item)
+
+
+def _render_block(shared, block: range) -> list[int]:
+    from nbsim.datasets.render import Renderer
+    from nbsim.datasets.run import render_block
+
+    plan, options, outputs, token = shared
     renderer = _RENDERERS.get(token)
     if renderer is None:
         _RENDERERS.clear()  # one dataset at a time per worker
@@ -76,22 +81,26 @@ class ScaleOut:
         if self.cluster is not None:
             self.cluster.close()
 
-    def render(self, plan, options, outputs, pending: list[range], advance: Callable[[list[int]], None]) -> None:
-        """Render the ``pending`` blocks, one task each; ``advance(images)`` as each finishes."""
+    def run(self, function: Callable, shared, items: list, advance: Callable, *, key: str) -> None:
+        """``function(shared, item)`` for every item, one task each (retried where a worker is
+        lost), ``shared`` sent to every worker once; ``advance(result)`` as each finishes."""
         from distributed import as_completed
 
-        remote = attrs.evolve(outputs, **{name: os.path.abspath(getattr(outputs, name))
-                                          for name in ("template", "nexus") if getattr(outputs, name)})
-        token = hashlib.sha256(pickle.dumps((plan, options, remote))).hexdigest()[:16]
         # local workers share the CPUs; a cluster's workers use what they were given
         threads = max(1, (os.cpu_count() or 1) // self.workers) if self.workers else None
-        plan_on_workers = self.client.scatter(plan, broadcast=True, hash=False)
-        futures = [self.client.submit(_render_on_worker, plan_on_workers, options, remote, block, token, threads,
-                                      key=f"nbsim-{token}-{block.start}", retries=2)
-                   for block in pending]
+        on_workers = self.client.scatter(shared, broadcast=True, hash=False)
+        futures = [self.client.submit(_on_worker, function, on_workers, item, threads, key=f"{key}-{i}", retries=2)
+                   for i, item in enumerate(items)]
         try:
             for future in as_completed(futures):
                 advance(future.result())
         finally:
             for future in futures:
                 future.cancel()
+
+    def render(self, plan, options, outputs, pending: list[range], advance: Callable[[list[int]], None]) -> None:
+        """Render a dataset's ``pending`` blocks; ``advance(images)`` as each finishes."""
+        remote = attrs.evolve(outputs, **{name: os.path.abspath(getattr(outputs, name))
+                                          for name in ("template", "nexus") if getattr(outputs, name)})
+        token = hashlib.sha256(pickle.dumps((plan, options, remote))).hexdigest()[:16]
+        self.run(_render_block, (plan, options, remote, token), pending, advance, key=f"nbsim-{token}")

@@ -71,6 +71,8 @@ PARAMETERS = {
     "detector_thickness": "metres",
     "attenuation_depth": "metres (1/mu)",
     "fudge": "lattice-shape width factor",
+    "panel_shift": "(K, 3) metres added to each listed panel's position (a detector from --detector FILE)",
+    "panel_rotation": "(K, 3) radians: each listed panel turned about its centre (lab x, then y, then z)",
 }
 
 
@@ -149,6 +151,8 @@ def initial_value(config: RunConfig, name: str):
         "structure_factors": None if c.structure_factors is None else c.structure_factors.grid,
         "detector_thickness": d.thickness, "attenuation_depth": 1.0 / d.mu if d.mu > 0 else math.inf,
         "fudge": c.fudge,
+        "panel_shift": None if d.panels is None else ((0.0, 0.0, 0.0),) * d.n_panels,
+        "panel_rotation": None if d.panels is None else ((0.0, 0.0, 0.0),) * d.n_panels,
     }
     if name not in values:
         raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAMETERS)}")
@@ -281,6 +285,8 @@ def build_model(
                                          thickness=thickness, thickstep=thickstep, mu=mu)
     else:
         panels = panel_set.from_config(d.panels, thicksteps=d.thicksteps, device=device, dtype=dtype)
+        if params.keys() & {"panel_shift", "panel_rotation"}:
+            panels = panel_set.moved(panels, p("panel_shift"), p("panel_rotation"))
     w = b.water_size
     I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
     steps = len(sources.wavelengths) * c.mosaic_domains * s.phisteps * oversample * oversample

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from nbsim.model.config import PanelConfig, RunConfig
 from nbsim.model.geometry import DetectorGeometry, placed_detector
+from nbsim.physics.vectors import rotate_xyz
 
 
 @attrs.frozen(eq=False)
@@ -86,6 +87,19 @@ def from_config(panels: tuple[PanelConfig, ...], *, thicksteps: int, device=None
                   normal=normal, pixel_size=t([p.pixel_size for p in panels]),
                   close_distance=(origin * normal).sum(-1), thickness=thickness, thickstep=thickstep,
                   mu=t([p.mu for p in panels]), fpixels=panels[0].fpixels, spixels=panels[0].spixels)
+
+
+def moved(panels: Panels, shift: Tensor, rotation: Tensor) -> Panels:
+    """``panels`` each turned about its centre by ``rotation`` (K, 3) (radians about lab x,
+    then y, then z, as a misset) and moved by ``shift`` (K, 3) metres (differentiable)."""
+    half = panels.pixel_size[:, None] / 2
+    centre = panels.origin + half * (panels.fpixels * panels.fast + panels.spixels * panels.slow)
+    rx, ry, rz = (rotation[:, i, None] for i in range(3))
+    fast, slow, normal, arm = (rotate_xyz(v, rx, ry, rz) for v in
+                               (panels.fast, panels.slow, panels.normal, panels.origin - centre))
+    origin = centre + shift + arm
+    return attrs.evolve(panels, origin=origin, fast=fast, slow=slow, normal=normal,
+                        close_distance=(origin * normal).sum(-1))
 
 
 def split_detector(config: RunConfig, fast_tiles: int, slow_tiles: int) -> RunConfig:

@@ -26,11 +26,13 @@ DEG = 180.0 / math.pi
 
 @attrs.frozen
 class Unit:
-    """How a parameter is shown (value_in_unit = si * factor) and its optimizer step (SI)."""
+    """How a parameter is shown (value_in_unit = si * factor) and its optimizer step (SI, or
+    with ``relative`` a fraction of each start value, of the mean magnitude at least)."""
 
     factor: float | tuple[float, ...]
     unit: str | tuple[str, ...]
     step: float | tuple[float, ...]
+    relative: bool = False
 
 
 #: parameters ``nbsim refine`` accepts, with display units and optimizer steps
@@ -51,6 +53,13 @@ UNITS = {
     "polarization": Unit(1.0, "", 0.01),
     "dispersion": Unit(100.0, "%", 1e-4),
     "fudge": Unit(1.0, "", 0.01),
+    "hdivrange": Unit(1000.0, "mrad", 1e-5),
+    "vdivrange": Unit(1000.0, "mrad", 1e-5),
+    "detector_thickness": Unit(1e6, "µm", 1e-6),
+    "attenuation_depth": Unit(1e6, "µm", 1e-6),
+    "panel_shift": Unit(1000.0, "mm", 1e-5),
+    "panel_rotation": Unit(DEG, "deg", 1e-3),
+    "structure_factors": Unit(1.0, "", 0.01, relative=True),
 }
 
 #: what to refine instead of a parameter the image does not depend on, where that is known
@@ -71,6 +80,12 @@ def display(name: str, value: Tensor) -> list[float]:
     """``value`` (SI) in the display units of ``name``."""
     v = value.detach().cpu().reshape(-1).tolist()
     return [x * f for x, f in zip(v, as_tuple(UNITS[name].factor, len(v)))]
+
+
+def from_display(name: str, values: list[float], like: Tensor) -> Tensor:
+    """Values of ``name`` in its display units back in SI, shaped and typed ``like``."""
+    factors = torch.as_tensor(as_tuple(UNITS[name].factor, len(values)), dtype=like.dtype, device=like.device)
+    return (torch.as_tensor(values, dtype=like.dtype, device=like.device) / factors).reshape(like.shape)
 
 
 def _metric(cell: Tensor) -> Tensor:
@@ -203,6 +218,15 @@ class CellCoordinates:
         return torch.stack((a, a, a, right, right, right))
 
 
+def _steps(name: str, start: Tensor) -> Tensor:
+    unit = UNITS[name]
+    step = torch.as_tensor(unit.step, dtype=start.dtype, device=start.device).expand_as(start).clone()
+    if unit.relative:
+        magnitude = start.abs()
+        step = step * torch.maximum(magnitude, magnitude.mean().clamp_min(1e-30))
+    return step
+
+
 class Coordinates:
     """The optimizer's variables for parameters ``start`` (name -> SI tensor): ``u`` (zeros,
     requiring grad) and :meth:`params`, the parameters at ``u``."""
@@ -215,8 +239,7 @@ class Coordinates:
             self.start["cell"] = self.cell.start
         elif space_group is not None:
             raise UsageError("--space-group: constrains the cell, which is not refined")
-        self.steps = {n: torch.as_tensor(UNITS[n].step, dtype=v.dtype, device=v.device).expand_as(v).clone()
-                      for n, v in start.items() if n != "cell"}
+        self.steps = {n: _steps(n, v) for n, v in start.items() if n != "cell"}
         self.u = {n: torch.zeros(self.cell.size if n == "cell" else v.shape, dtype=v.dtype, device=v.device,
                                  requires_grad=True) for n, v in start.items()}
 

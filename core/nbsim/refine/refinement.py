@@ -13,7 +13,8 @@ stages:
 
        k(θ) = Σ w O M(θ) / Σ w M(θ)²,   L(θ) = Σ w (O − k M(θ))² / n,   w = 1/(O + 1),
 
-   over the rendered (ROI, mask), unsaturated pixels, first on b x b block averages
+   over the rendered (ROI, mask), unsaturated pixels (refined structure factors add their
+   restraint to the start, Σ ((F − F₀)/σ_F)² / n), first on b x b block averages
    (``stages``), then at full resolution; L-BFGS with a strong-Wolfe line search, or Adam.
 
 The fit has converged when the last round of the last stage changed the loss by less than
@@ -42,6 +43,8 @@ from nbsim.simulation import Simulation
 CONVERGED = 1e-6
 #: L-BFGS iterations per round (a round ends with a convergence check)
 ROUND = 20
+#: a parameter of more values is summarized in the table
+TABLE_VALUES = 12
 
 
 @attrs.frozen
@@ -61,6 +64,12 @@ class RefineResult:
         rows = [f"{'parameter':<22s} {'start':>14s} {'refined':>14s} {'change':>12s}  unit"]
         for name in self.names:
             units = self.units[name]
+            if len(self.start[name]) > TABLE_VALUES:  # structure factors: a summary, the values in --json
+                change = [b - a for a, b in zip(self.start[name], self.refined[name])]
+                rms = math.sqrt(sum(c * c for c in change) / len(change))
+                rows.append(f"{name:<22s} {len(change)} values: rms change {rms:.6g}, largest "
+                            f"{max(change, key=abs):.6g} {units[0]}".rstrip())
+                continue
             for i, (a, b) in enumerate(zip(self.start[name], self.refined[name])):
                 label = name if len(self.start[name]) == 1 else f"{name}[{i}]"
                 rows.append(f"{label:<22s} {a:14.6f} {b:14.6f} {b - a:12.6f}  {units[i]}")
@@ -78,10 +87,13 @@ class RefineResult:
 
 class Refinement:
     """Fit ``names`` of ``sim`` to ``observed`` (a :class:`Observation`); with ``space_group``
-    (a name or number gemmi knows) the cell keeps that crystal system's constraints."""
+    (a name or number gemmi knows) the cell keeps that crystal system's constraints.
+    Refined structure factors are restrained to their start values with a relative standard
+    deviation ``f_sigma`` (of the mean magnitude at least): the pixels fix only the reflections
+    they see, and the overall scale, which is profiled, not at all."""
 
     def __init__(self, sim: Simulation, observed: Observation, names: Sequence[str], *,
-                 space_group: str | None = None):
+                 space_group: str | None = None, f_sigma: float = 0.1):
         unknown = [n for n in names if n not in UNITS]
         if unknown:
             raise UsageError(f"--refine: unknown parameter(s) {', '.join(unknown)}; refinable: {', '.join(UNITS)}")
@@ -94,6 +106,12 @@ class Refinement:
             raise UsageError(f"--refine: {exc}") from None
         self.coords = Coordinates(start, space_group=space_group)
         self.evaluations = 0
+        if not f_sigma > 0:
+            raise UsageError(f"--f-sigma must be positive, got {f_sigma}")
+        self.f_sigma = None
+        if "structure_factors" in start:
+            F0 = start["structure_factors"].abs()
+            self.f_sigma = f_sigma * torch.maximum(F0, F0.mean().clamp_min(1e-30))
 
     @property
     def start(self) -> dict[str, Tensor]:
@@ -105,7 +123,8 @@ class Refinement:
     def loss(self, block: int = 1) -> tuple[Tensor, Tensor]:
         """(loss, profiled scale) of the current parameters, on b x b block averages."""
         self.evaluations += 1
-        model = self.sim.image(self.params())
+        params = self.params()
+        model = self.sim.image(params)
         O, valid = self.observed.counts, self.observed.valid.to(model.dtype)
         M = model * valid
         if block > 1:
@@ -115,7 +134,11 @@ class Refinement:
             O, M, valid = pooled(O), pooled(M), (pooled(valid) > 0).to(M.dtype)
         w = valid / (O.clamp_min(0) + 1.0)
         k = (w * O * M).sum() / (w * M * M).sum().clamp_min(1e-300)
-        return (w * (O - k * M) ** 2).sum() / valid.sum().clamp_min(1), k
+        residual = (w * (O - k * M) ** 2).sum()
+        if self.f_sigma is not None:
+            F = params["structure_factors"]
+            residual = residual + (((F - self.start["structure_factors"]) / self.f_sigma) ** 2).sum()
+        return residual / valid.sum().clamp_min(1), k
 
     def inert(self) -> list[str]:
         """The parameters whose gradient at the start is exactly 0 everywhere: the image does not
