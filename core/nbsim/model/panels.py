@@ -94,7 +94,7 @@ def moved(panels: Panels, shift: Tensor, rotation: Tensor) -> Panels:
     then y, then z, as a misset) and moved by ``shift`` (K, 3) metres (differentiable)."""
     half = panels.pixel_size[:, None] / 2
     centre = panels.origin + half * (panels.fpixels * panels.fast + panels.spixels * panels.slow)
-    rx, ry, rz = (rotation[:, i, None] for i in range(3))
+    rx, ry, rz = rotation.unbind(-1)
     fast, slow, normal, arm = (rotate_xyz(v, rx, ry, rz) for v in
                                (panels.fast, panels.slow, panels.normal, panels.origin - centre))
     origin = centre + shift + arm

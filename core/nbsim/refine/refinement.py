@@ -18,7 +18,10 @@ stages:
    (``stages``), then at full resolution; L-BFGS with a strong-Wolfe line search, or Adam.
 
 The fit has converged when the last round of the last stage changed the loss by less than
-:data:`CONVERGED` (relative); a result says whether it did.
+:data:`CONVERGED` of the larger of the loss and 1 (the loss is a weighted chi-squared per
+pixel, about 1 for a model that fits to within the noise, so that below 1 the change is
+measured against the noise, not against a loss that may approach 0 on a noise-free image);
+a result says whether it did.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from nbsim.refine.spot_fit import SPOT_PARAMETERS, SpotFit
 from nbsim.refine.spots import find_spots
 from nbsim.simulation import Simulation
 
-#: the relative change of the loss over a round below which a fit has converged
+#: the change of the loss over a round, relative to max(loss, 1), below which a fit has converged
 CONVERGED = 1e-6
 #: L-BFGS iterations per round (a round ends with a convergence check)
 ROUND = 20
@@ -110,8 +113,8 @@ class Refinement:
             raise UsageError(f"--f-sigma must be positive, got {f_sigma}")
         self.f_sigma = None
         if "structure_factors" in start:
-            F0 = start["structure_factors"].abs()
-            self.f_sigma = f_sigma * torch.maximum(F0, F0.mean().clamp_min(1e-30))
+            start_amplitudes = start["structure_factors"].abs()
+            self.f_sigma = f_sigma * torch.maximum(start_amplitudes, start_amplitudes.mean().clamp_min(1e-30))
 
     @property
     def start(self) -> dict[str, Tensor]:
@@ -136,8 +139,8 @@ class Refinement:
         k = (w * O * M).sum() / (w * M * M).sum().clamp_min(1e-300)
         residual = (w * (O - k * M) ** 2).sum()
         if self.f_sigma is not None:
-            F = params["structure_factors"]
-            residual = residual + (((F - self.start["structure_factors"]) / self.f_sigma) ** 2).sum()
+            amplitudes = params["structure_factors"]
+            residual = residual + (((amplitudes - self.start["structure_factors"]) / self.f_sigma) ** 2).sum()
         return residual / valid.sum().clamp_min(1), k
 
     def inert(self) -> list[str]:
@@ -211,7 +214,7 @@ class Refinement:
                     raise RefinementError(f"refine: the loss became {value} at stage {block}x{block}, step {r + 1}, "
                                           f"after {self.evaluations} evaluations (an impossible model); the last "
                                           f"finite parameters: {at}; start closer or refine fewer parameters")
-                converged = previous is not None and abs(previous - value) <= CONVERGED * abs(value)
+                converged = previous is not None and abs(previous - value) <= CONVERGED * max(abs(value), 1.0)
                 previous = value
                 history.append(value)
                 if progress:

@@ -39,12 +39,13 @@ from nbsim.refine.parameters import Coordinates
 from nbsim.refine.spots import Spots
 
 #: the parameters that move spots and that this stage refines (others wait for the pixels)
-SPOT_PARAMETERS = ("cell", "misset", "distance", "close_distance", "beam_center", "detector_rotation", "twotheta")
+SPOT_PARAMETERS = ("cell", "misset", "distance", "close_distance", "beam_center", "detector_rotation", "twotheta",
+                   "panel_shift", "panel_rotation")
 #: one standard deviation of a start from indexing: relative for lengths and distances,
-#: radians for angles, pixels for the beam centre
+#: radians for angles, pixels for the beam centre and panel shifts
 START_UNCERTAINTY = {"cell_length": 0.03, "cell_angle": math.radians(2.0), "distance": 0.02, "close_distance": 0.02,
                      "beam_center": 2.0, "misset": math.radians(1.0), "detector_rotation": math.radians(1.0),
-                     "twotheta": math.radians(1.0)}
+                     "twotheta": math.radians(1.0), "panel_shift": 2.0, "panel_rotation": math.radians(1.0)}
 #: the largest |h|, |k|, |l| of the spots of each shell
 INDEX_SHELLS = (8, 10, 13, 16, 20, 25, 30, 36, 43, 52, 62, 75, 90, 110, 135, 165, 200)
 #: fewest spots of the first shell (it grows until it has them)
@@ -71,7 +72,7 @@ class SpotFit:
 
     def _uncertainty(self) -> dict[str, Tensor]:
         start, u = self.coords.start, START_UNCERTAINTY
-        pixel = float(self.sim.config.detector.pixel_size)
+        pixel = float(self.sim.model().panels.pixel_size.mean())
         sigma = {}
         for n in self.names:
             v = start[n]
@@ -79,7 +80,7 @@ class SpotFit:
                 sigma[n] = torch.cat((v[:3].abs() * u["cell_length"], torch.full_like(v[3:], u["cell_angle"])))
             elif n in ("distance", "close_distance"):
                 sigma[n] = v.abs() * u[n]
-            elif n == "beam_center":
+            elif n in ("beam_center", "panel_shift"):
                 sigma[n] = torch.full_like(v, u[n] * pixel)
             else:
                 sigma[n] = torch.full_like(v, u[n])

@@ -4,7 +4,8 @@ A spot is a pixel brighter than its eight neighbours and than the background by
 ``SIGMAS`` standard deviations (the background: the median of the valid pixels, with Poisson
 deviations), its position the centroid of its 3 x 3 window above the window's minimum.  Only
 positions matter here (the coarse stage of a refinement, ``nbsim.refine.spot_fit``), so the
-finder is deliberately simple; the brightest ``limit`` spots are kept.
+finder is deliberately simple, and it keeps only strong spots (:data:`STRONG`), at most the
+brightest ``limit``: their positions are those of their reflections.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import numpy as np
 SIGMAS = 3.0
 #: and at least this many counts above it
 MIN_COUNTS = 5.0
+#: a spot is kept when its counts reach this fraction of the typical brightest spot's (the
+#: median of the BRIGHTEST brightest): weaker ones are mostly the sphere cutting a
+#: reflection's tails, whose centroid lies off the reflection's position
+STRONG = 0.1
+BRIGHTEST = 20
 
 
 @attrs.frozen(eq=False)
@@ -58,5 +64,8 @@ def find_spots(counts: np.ndarray, valid: np.ndarray, *, limit: int = 3000) -> S
     with np.errstate(invalid="ignore", divide="ignore"):
         slow = s + np.where(total > 0, (w * dy).sum(0) / total, 0.0)
         fast = f + np.where(total > 0, (w * dx).sum(0) / total, 0.0)
-    order = np.argsort(-total, kind="stable")[:limit]
+    order = np.argsort(-total, kind="stable")
+    if len(order):
+        order = order[total[order] >= STRONG * np.median(total[order[:BRIGHTEST]])]
+    order = order[:limit]
     return Spots(panel=k[order], slow=slow[order], fast=fast[order], counts=total[order])
