@@ -6,7 +6,8 @@ same code as the command).  A fit succeeds when every cell length and angle is w
 0.05% of the truth, the distance within 0.05%, the beam centre within 0.02 pixel and every
 misset angle within 0.01 degree (issue 18's accuracy).
 
-Starts: for each crystal, ``--starts`` seeded random offsets as indexing leaves them (every
+Starts: for each crystal, the truth itself (where the loss's minimum lies: the best the data
+allow), ``--starts`` seeded random offsets as indexing leaves them (every
 cell parameter 1-3% off, distance 1-2%, beam centre 1-2 pixels in each coordinate, misset
 0.5-1 degree about each axis, all with random signs); and for the issue's crystal every sign
 pattern of the 1% cell offsets (distance +1%, beam centre (+0.5, -0.5) pixel, misset
@@ -49,6 +50,7 @@ CRYSTALS = {
 BEAM = 25.6  # mm, Xbeam = Ybeam of every truth
 PIXEL = 0.2
 TARGETS = {"cell": 5e-4, "distance": 5e-4, "beam_center": 0.02, "misset": 0.01}
+FROM_TRUTH = "from the truth"
 
 
 def truth_image(work: Path, name: str) -> Path:
@@ -66,6 +68,10 @@ def starts() -> list[dict]:
     """Every fit: crystal, label, and the start's offsets."""
     fits = []
     for j, name in enumerate(CRYSTALS):
+        # the best the data allow: a fit started at the truth ends at the loss's minimum,
+        # as far from the truth as the noise and the pattern's information leave it
+        fits.append({"crystal": name, "start": FROM_TRUTH, "cell_pct": [0.0] * 6, "distance_pct": 0.0,
+                     "beam_px": [0.0, 0.0], "misset_deg": [0.0, 0.0, 0.0]})
         for k in range(ARGS.starts):
             rng = np.random.default_rng([2026, j, k])
 
@@ -104,32 +110,53 @@ def fit(job: dict) -> dict:
     except Exception as exc:  # a failed fit is a row of the table, not the end of the run
         refined, converged, error = None, False, f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - began
-    row = {**job, "seconds": seconds, "converged": converged, "error": error}
+    row = {**job, "seconds": seconds, "converged": converged, "error": error, "refined": refined}
     if refined is not None:
-        row["errors"] = {
-            "cell": max(abs(g / w - 1) for g, w in zip(refined["cell"], cell)),
-            "distance": abs(refined["distance"][0] / distance - 1),
-            "beam_center": max(abs(g - BEAM) / PIXEL for g in refined["beam_center"]),
-            "misset": max(abs(g - w) for g, w in zip(refined["misset"], misset)),
-        }
+        row["errors"] = errors(refined, {"cell": cell, "distance": [distance], "beam_center": [BEAM, BEAM],
+                                         "misset": misset})
         row["success"] = all(row["errors"][n] <= TARGETS[n] for n in TARGETS)
     else:
         row["success"] = False
     return row
 
 
+def errors(refined: dict, reference: dict) -> dict:
+    """The worst relative error of cell and distance, of the beam centre in pixels and of the
+    misset in degrees, of ``refined`` against ``reference`` (the same form)."""
+    return {
+        "cell": max(abs(g / w - 1) for g, w in zip(refined["cell"], reference["cell"])),
+        "distance": abs(refined["distance"][0] / reference["distance"][0] - 1),
+        "beam_center": max(abs(g - w) / PIXEL for g, w in zip(refined["beam_center"], reference["beam_center"])),
+        "misset": max(abs(g - w) for g, w in zip(refined["misset"], reference["misset"])),
+    }
+
+
+def at_optimum(row: dict, optimum: dict | None) -> bool:
+    """Within the targets of the truth, or of the fit from the truth (the data's own optimum)."""
+    if row["success"]:
+        return True
+    if optimum is None or not optimum.get("refined") or not row.get("refined"):
+        return False
+    gap = errors(row["refined"], optimum["refined"])
+    return row["converged"] and all(gap[n] <= TARGETS[n] for n in TARGETS)
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| crystal | starts | recovered | worst cell | worst distance | worst beam centre | worst misset | "
-             "seconds per fit (median, max) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| crystal | starts | recovered | at the data's optimum | worst cell | worst distance | "
+             "worst beam centre | worst misset | seconds per fit (median, max) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     groups = {}
+    optima = {r["crystal"]: r for r in rows if r["start"] == FROM_TRUTH}
     for row in rows:
-        kind = "1% sign patterns" if row["start"].startswith("1% signs") else "random 1-3%"
+        kind = ("1% sign patterns" if row["start"].startswith("1% signs") else
+                FROM_TRUTH if row["start"] == FROM_TRUTH else "random 1-3%")
         groups.setdefault((row["crystal"], kind), []).append(row)
     for (crystal, kind), group in groups.items():
         ok = sum(r["success"] for r in group)
+        optimal = sum(at_optimum(r, optima.get(crystal)) for r in group)
         worst = {n: max((r["errors"][n] for r in group if "errors" in r), default=math.nan) for n in TARGETS}
         secs = sorted(r["seconds"] for r in group)
-        lines.append(f"| {crystal}, {kind} | {len(group)} | {ok} | {worst['cell'] * 100:.3f}% | "
+        lines.append(f"| {crystal}, {kind} | {len(group)} | {ok} | {optimal} | {worst['cell'] * 100:.3f}% | "
                      f"{worst['distance'] * 100:.3f}% | {worst['beam_center']:.3f} px | {worst['misset']:.4f}° | "
                      f"{secs[len(secs) // 2]:.0f}, {secs[-1]:.0f} |")
     failed = [r for r in rows if not r["success"]]
@@ -137,6 +164,8 @@ def table(rows: list[dict]) -> str:
         lines += ["", "Not recovered:", ""]
         for r in failed:
             why = r["error"] or ", ".join(f"{n} {r['errors'][n]:.3g}" for n in TARGETS)
+            if at_optimum(r, optima.get(r["crystal"])):
+                why += " (at the data's optimum)"
             lines.append(f"- {r['crystal']}, {r['start']}: {why}")
     return "\n".join(lines)
 
@@ -171,7 +200,9 @@ def main() -> None:
               "Truth: 256 x 256 pixels of 0.2 mm, wavelength 1 Å, F = 100, noise image (seed 7), beam centre "
               f"{BEAM} mm. Refined: cell, distance, beam_center, misset (spot stage, then pixels, defaults). "
               "Recovered: cell lengths and angles and distance within 0.05%, beam centre 0.02 pixel, misset "
-              "0.01°.\n\n")
+              "0.01° of the truth. At the data's optimum: recovered, or converged to within the same of the fit "
+              "started at the truth itself (the loss's minimum, as near the truth as the noise and the pattern's "
+              "information allow).\n\n")
     out.with_suffix(".md").write_text(header + table(rows) + "\n")
     print(table(rows))
 

@@ -146,9 +146,13 @@ class Refinement:
     def inert(self) -> list[str]:
         """The parameters whose gradient at the start is exactly 0 everywhere: the image does not
         depend on them (a beam centre the convention ignores, a parameter of an unused model)."""
+        return self._start()[0]
+
+    def _start(self) -> tuple[list[str], float]:
+        """(:meth:`inert`, the loss at the current parameters), from one evaluation."""
         value, _ = self.loss(1)
         grads = torch.autograd.grad(value, self.coords.leaves, allow_unused=True)
-        return [n for n, g in zip(self.coords.u, grads) if g is None or not bool(torch.any(g != 0))]
+        return [n for n, g in zip(self.coords.u, grads) if g is None or not bool(torch.any(g != 0))], float(value)
 
     def spot_stage(self, progress: Callable[[str], None] | None = None, exclude: Sequence[str] = ()) -> int:
         """The spot stage (:mod:`nbsim.refine.spot_fit`) for the geometric parameters refined;
@@ -180,8 +184,8 @@ class Refinement:
         if optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"--optimizer must be lbfgs or adam, got {optimizer!r}")
         started = time.perf_counter()
-        history: list[float] = []
-        inert = self.inert()
+        inert, start_loss = self._start()
+        history = [start_loss]  # before the spot stage
         for name in inert:
             warn(f"--refine {name}: the image does not depend on it here ({INERT_HINTS.get(name, 'its gradient is 0')}); "
                  "it keeps its starting value")

@@ -67,12 +67,13 @@ class SpotFit:
         self._panel = torch.as_tensor(spots.panel, device=dev)
         self._fast = torch.as_tensor(spots.fast, dtype=dt, device=dev)
         self._slow = torch.as_tensor(spots.slow, dtype=dt, device=dev)
+        self._pixel = float(sim.model().panels.pixel_size.mean())
         self._sigma = self._uncertainty()
         self.evaluations = 0
 
     def _uncertainty(self) -> dict[str, Tensor]:
         start, u = self.coords.start, START_UNCERTAINTY
-        pixel = float(self.sim.model().panels.pixel_size.mean())
+        pixel = self._pixel
         sigma = {}
         for n in self.names:
             v = start[n]
@@ -185,7 +186,7 @@ class SpotFit:
         best = None
         for offset in search_grid(START_UNCERTAINTY["beam_center"], GRID_STEP):
             start = {n: v.clone() for n, v in u0.items()}
-            pixel_steps = float(self.sim.config.detector.pixel_size) / self.coords.steps["beam_center"]
+            pixel_steps = self._pixel / self.coords.steps["beam_center"]
             start["beam_center"] = start["beam_center"] + torch.as_tensor(offset, dtype=start["beam_center"].dtype,
                                                                           device=start["beam_center"].device) * pixel_steps
             self.coords.restore(start)
