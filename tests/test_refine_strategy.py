@@ -4,6 +4,7 @@ diffBragg also refines (structure factors, panels)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -192,3 +193,30 @@ def test_a_panel_shift_is_refined_on_a_detector_of_two_panels():
     assert result.converged
     got = refinement.params()["panel_shift"].detach()
     assert torch.allclose(got[1, 1:], moved["panel_shift"][1, 1:], atol=2e-7)  # 0.001 pixel
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start, label", [
+    ("-cell 70.7 79.2 90.9 75.75 84.15 95.95 -misset 10.2 19.8 30.2 -distance 60.6 -Xbeam 25.7 -Ybeam 25.5",
+     "1% mixed signs"),
+    ("-cell 72.1 77.6 92.7 77.25 82.45 97.85 -misset 11 19 31 -distance 61.2 -Xbeam 26.0 -Ybeam 25.2",
+     "3% / 2% / 2 px / 1 deg"),
+])
+def test_the_issues_starts_recover_the_truth_at_full_sampling(tmp_path, start, label):
+    """Issue 18's cases, as the command runs them (automatic oversampling, minutes each): cell
+    and distance within 0.05%, beam centre 0.02 pixel, misset 0.01 degree."""
+    common = "-default_F 100 -lambda 1 -N 5 -pixel 0.2 -detpixels 256"
+    truth = f"-cell 70 80 90 75 85 95 -misset 10 20 30 -distance 60 -Xbeam 25.6 -Ybeam 25.6 {common}"
+    made = CliRunner().invoke(cli, ["run", *truth.split(), "-seed", "7", "-noisefile", str(tmp_path / "truth.img"),
+                                    "-nopgm", "-noprogress", "-floatfile", str(tmp_path / "truth.bin")])
+    assert made.exit_code == 0, made.stderr
+    out = tmp_path / "refined.json"
+    result = CliRunner().invoke(cli, ["refine", *start.split(), *common.split(), "--observed",
+                                      str(tmp_path / "truth.img"), "--refine", "cell,distance,beam_center,misset",
+                                      "--json", str(out)])
+    assert result.exit_code == 0, (label, result.stderr)
+    got = {k: v["refined"] for k, v in json.loads(out.read_text())["parameters"].items()}
+    assert max(abs(g / w - 1) for g, w in zip(got["cell"], (70, 80, 90, 75, 85, 95))) < 5e-4, label
+    assert abs(got["distance"][0] / 60 - 1) < 5e-4, label
+    assert max(abs(g - 25.6) / 0.2 for g in got["beam_center"]) < 0.02, label
+    assert max(abs(g - w) for g, w in zip(got["misset"], (10, 20, 30))) < 0.01, label

@@ -152,7 +152,7 @@ class Refinement:
         """(:meth:`inert`, the loss at the current parameters), from one evaluation."""
         value, _ = self.loss(1)
         grads = torch.autograd.grad(value, self.coords.leaves, allow_unused=True)
-        return [n for n, g in zip(self.coords.u, grads) if g is None or not bool(torch.any(g != 0))], float(value)
+        return [n for n, g in zip(self.coords.u, grads) if g is None or not bool(torch.any(g != 0))], float(value.detach())
 
     def spot_stage(self, progress: Callable[[str], None] | None = None, exclude: Sequence[str] = ()) -> int:
         """The spot stage (:mod:`nbsim.refine.spot_fit`) for the geometric parameters refined;
