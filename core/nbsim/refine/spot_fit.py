@@ -73,7 +73,6 @@ class SpotFit:
 
     def _uncertainty(self) -> dict[str, Tensor]:
         start, u = self.coords.start, START_UNCERTAINTY
-        pixel = self._pixel
         sigma = {}
         for n in self.names:
             v = start[n]
@@ -82,7 +81,7 @@ class SpotFit:
             elif n in ("distance", "close_distance"):
                 sigma[n] = v.abs() * u[n]
             elif n in ("beam_center", "panel_shift"):
-                sigma[n] = torch.full_like(v, u[n] * pixel)
+                sigma[n] = torch.full_like(v, u[n] * self._pixel)
             else:
                 sigma[n] = torch.full_like(v, u[n])
         return sigma
@@ -184,9 +183,9 @@ class SpotFit:
         masks = self.shells()[:GRID_SHELLS]
         judged = masks[-1]
         best = None
+        pixel_steps = self._pixel / self.coords.steps["beam_center"]
         for offset in search_grid(START_UNCERTAINTY["beam_center"], GRID_STEP):
             start = {n: v.clone() for n, v in u0.items()}
-            pixel_steps = self._pixel / self.coords.steps["beam_center"]
             start["beam_center"] = start["beam_center"] + torch.as_tensor(offset, dtype=start["beam_center"].dtype,
                                                                           device=start["beam_center"].device) * pixel_steps
             self.coords.restore(start)
