@@ -5,7 +5,7 @@
 Times ``nbsim.outputs.response.apply_chain`` (what ``nbsim run --response ...`` runs after the
 render) for each response alone and for the whole chain
 psf-gauss -> poisson -> gain -> calibration -> flicker -> readout -> pedestal -> saturation (with
-the reference's Poisson generator, and with ``poisson:rng=torch``), on
+the reference's Poisson generator, and with ``poisson:rng=parallel``), on
 one panel of 4096 x 4096 pixels of 0.1 mm, and the warm render of the suite's P1 (1024 x 1024)
 and of P1 on 4096 x 4096 pixels of 0.025 mm (the same detector area) in the same process:
 best of ``--repeats``. Results: ``responses.json`` and ``responses.md`` in ``--out``.
@@ -33,6 +33,7 @@ import nbsim  # noqa: E402
 from nbsim.engines.pipeline import render  # noqa: E402
 from nbsim.model.build import build_model  # noqa: E402
 from nbsim.outputs import response  # noqa: E402
+from nbsim.physics import jit  # noqa: E402
 from nbsim.plugins.selection import select_physics  # noqa: E402
 from nbsim.plugins.system import load_plugins  # noqa: E402
 
@@ -67,14 +68,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "reports" / "benchmarks"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    jit.numba().set_num_threads(args.threads)
     system = load_plugins()
     config = nbsim.config_from_argv(shlex.split(PANEL + " -noprogress"))
     model = build_model(config)
     rng = np.random.default_rng(1)
     image = rng.gamma(0.5, 20.0, size=(4096, 4096)).astype(np.float32)  # a few photons a pixel, spotty
     rows = []
-    fast_chain = [("poisson:rng=torch" if step == "poisson" else step) for step in CHAIN]
-    for spec in [*CHAIN, "poisson:rng=torch", " -> ".join(CHAIN), " -> ".join(fast_chain)]:
+    fast_chain = [("poisson:rng=parallel" if step == "poisson" else step) for step in CHAIN]
+    for spec in [*CHAIN, "poisson:rng=parallel", " -> ".join(CHAIN), " -> ".join(fast_chain)]:
         chain = response.select_chain(system, spec.split(" -> "))
         seconds = best(lambda: response.apply_chain(chain, image, config, model), args.repeats)
         rows.append({"responses": spec, "seconds": seconds})

@@ -262,7 +262,7 @@ def test_ctrl_c_stops_between_files_and_the_rerun_finishes_the_same_dataset(tmp_
 
 def test_a_detector_response_gives_what_each_still_records(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    chain = ["--response", "psf-gauss:fwhm=300", "--response", "poisson:rng=torch", "--response", "gain:adu_per_photon=3",
+    chain = ["--response", "psf-gauss:fwhm=300", "--response", "poisson:rng=parallel", "--response", "gain:adu_per_photon=3",
              "--response", "readout:sigma=1.5"]
     invoke("stills", *STILLS, "-nonoise", "--count", "2", "--seed", "3", "--template", "r_#.img", *chain)
     for k, record in enumerate(manifest("r.manifest.jsonl")):

@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import golden as G
+from nbsim.physics.counter_random import CounterRandom
 from nbsim.plugins.builtins.responses import Calibration, FiberPSF, Gain, GaussianPSF
 from nbsim.protocols import ResponseContext
 from nbsim.testing import BaseDetectorResponseTests
@@ -19,7 +20,7 @@ from nbsim_cli.app import cli
 
 CONFIGURED = {"psf-gauss": {"fwhm": "500"}, "psf-fiber": {"fwhm": "300", "radius": "6"},
               "gain": {"adu_per_photon": "2.5"}, "pedestal": {"adu": "7"}, "calibration": {"percent": "3"},
-              "flicker": {"percent": "2"}, "poisson": {"rng": "torch"}, "saturation": {"max": "50"}}
+              "flicker": {"percent": "2"}, "poisson": {"rng": "parallel"}, "saturation": {"max": "50"}}
 
 
 @pytest.fixture(params=sorted(CONFIGURED))
@@ -35,7 +36,7 @@ class TestBuiltinResponses(BaseDetectorResponseTests):
 
 def context(pixel=1e-4, seed=0):
     return ResponseContext(pixel_size=torch.tensor([pixel], dtype=torch.float64),
-                           generator=torch.Generator().manual_seed(seed), config=None, notes=[])
+                           random=CounterRandom(seed), config=None, notes=[])
 
 
 def one_bright_pixel(size=41, value=1000.0):
@@ -132,7 +133,7 @@ def test_poisson_pedestal_and_saturation_are_the_reference_noise_image(tmp_path,
 
 BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",
         "-distance", "100", "-pixel", "0.1", "-detpixels", "96", "-seed", "7", "-nopgm", "-noprogress"]
-CHAIN = ["--response", "psf-fiber:fwhm=150", "--response", "poisson:rng=torch", "--response", "gain:adu_per_photon=2",
+CHAIN = ["--response", "psf-fiber:fwhm=150", "--response", "poisson:rng=parallel", "--response", "gain:adu_per_photon=2",
          "--response", "flicker:percent=1", "--response", "readout:sigma=2", "--response", "pedestal:adu=10",
          "--response", "saturation:max=60"]
 

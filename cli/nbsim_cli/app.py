@@ -169,7 +169,7 @@ def _render_options() -> list:
                           "loop, built-in physics without gradients); auto picks the fastest that applies; "
                           "one that cannot render the job is an error saying why"),
         click.Option(["--noise-rng"], type=click.Choice(NOISE_METHODS), default="c", show_default=True,
-                     help="noise generator: c (identical to nanoBragg for a seed) or torch (fast)"),
+                     help="noise generator: c (identical to nanoBragg for a seed) or parallel (fast, counter-based)"),
         click.Option(["--response", "responses"], multiple=True, metavar="NAME[:KEY=VALUE,...]",
                      help="a step of the detector's response, from the ideal photons to what is recorded "
                           "(repeat, in order: e.g. --response psf-gauss:fwhm=172 --response poisson --response "

@@ -180,15 +180,18 @@ class ResponseContext:
     """What a detector response sees besides the image.
 
     :ivar pixel_size: (K,) metres, each panel's pixel size.
-    :ivar generator: for a random response, a ``torch.Generator`` seeded for this step of the
-        chain (from the response's own ``seed=`` option, else from the run's noise seed and the
-        step's position); None for a response that is not random.
+    :ivar random: for a random response, a :class:`nbsim.physics.counter_random.CounterRandom`
+        seeded for this step of the chain (from the response's own ``seed=`` option, else from
+        the run's noise seed and the step's position); None for a response that is not random.
+        Its values are functions of (seed, pixel), so a response that draws one value per
+        pixel of the (K, S, F) image (``random.normal(image.shape, ...)``) records the same
+        image whatever the chunking or device.
     :ivar config: the run's :class:`nbsim.model.config.RunConfig`.
     :ivar notes: a list a response may append remarks to (said on stderr: overloads, ...).
     """
 
     pixel_size: Tensor
-    generator: Any
+    random: Any
     config: Any
     notes: list
 
@@ -200,8 +203,8 @@ class DetectorResponse(Protocol):
     noise, an offset, saturation.  Run on whole panels after the image stage.
 
     ``differentiable``: the output is differentiable in the image (checked by gradcheck);
-    ``random``: it draws from ``context.generator`` (and only from it: the same generator state
-    gives the same output); ``conserves_total``: the sum over a panel is kept for an image
+    ``random``: it draws from ``context.random`` (and only from it: the same seed gives the
+    same output); ``conserves_total``: the sum over a panel is kept for an image
     well inside it (point-spread functions).
     """
 

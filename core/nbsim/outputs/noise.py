@@ -3,9 +3,10 @@
 ``method="c"`` reproduces the reference program's noise image for the same seed: the ROI
 pixels are visited in raster order and each draws ``poidev`` from the shared ``ran1`` stream,
 after the random-misset and mosaic-domain draws the reference makes first (they matter when
-the noise seed is positive and continues their table).  ``method="torch"`` draws with
-``torch.poisson`` from a generator seeded with the same seed: reproducible and fast, but a
-different stream.
+the noise seed is positive and continues their table).  ``method="parallel"`` draws from
+nbsim's counter-based generator seeded with |seed| (:mod:`nbsim.physics.counter_random`): each
+pixel's deviate is a function of the seed and the pixel's place in the image, drawn in
+parallel; reproducible, but a different stream.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from nbsim.model.build import reference_stream
 from nbsim.model.config import RunConfig
 from nbsim.outputs.image_files import roi_mask
 from nbsim.physics import jit, rng
+from nbsim.physics.counter_random import CounterRandom
 
-METHODS = ("c", "torch")
+METHODS = ("c", "parallel")
 
 
 def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c", progress=None) -> np.ndarray:
@@ -29,10 +31,9 @@ def noise_counts(image32: np.ndarray, config: RunConfig, *, method: str = "c", p
     inside = roi_mask(image32.shape, config.detector.roi)
     counts = np.zeros(image32.shape, dtype=np.float64)
     means = image32[inside]
-    if method == "torch":
-        gen = torch.Generator().manual_seed(abs(int(config.output.seed)))
-        lam = torch.from_numpy(np.maximum(means.astype(np.float64), 0.0))
-        counts[inside] = torch.poisson(lam, generator=gen).numpy()
+    if method == "parallel":
+        drawn = CounterRandom(abs(int(config.output.seed))).poisson(torch.from_numpy(np.asarray(image32)))
+        counts[inside] = drawn.numpy()[inside]
         return counts
     if method != "c":
         raise ValueError(f"noise method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -1,9 +1,10 @@
 """The detector's response: a chain of responses from the ideal photon image to the recorded one.
 
 ``--response NAME[:key=value,...]`` (repeatable) names the steps in order. The chain runs on
-the float image of every panel (its float32 values, as the reference's noise image reads
-them), each random step with a generator of its own: seeded by its ``seed=`` option, else by
-(the run's noise seed, the step's position), so that the result depends only on the command
+the float image of every panel in float32 (its values as the float file and the reference's
+noise image hold them; the recorded image is written as 16-bit integers or float32), each
+random step with a counter-based generator of its own: seeded by its ``seed=`` option, else
+by (the run's noise seed, the step's position), so that the result depends only on the command
 line. Pixels outside the ROI are 0 afterwards, as in the noise image. Without ``--response``
 nothing here runs and the noise image is nanoBragg's; the chain [poisson, pedestal:adu=40,
 saturation] gives the same file (``specs/responses.md``).
@@ -18,6 +19,7 @@ import torch
 
 from nbsim.errors import UsageError
 from nbsim.outputs.image_files import roi_mask
+from nbsim.physics.counter_random import CounterRandom
 from nbsim.protocols import DetectorResponse, ResponseContext
 
 FLAG = "--response"
@@ -60,16 +62,14 @@ def step_seed(run_seed: int, step: int, response: DetectorResponse) -> int:
 
 
 def apply_chain(chain: Sequence[DetectorResponse], image32: np.ndarray, config, model) -> tuple[np.ndarray, list[str]]:
-    """The recorded image (float64, ``image32``'s shape) and the chain's remarks."""
+    """The recorded image (float32, ``image32``'s shape) and the chain's remarks."""
     d = config.detector
-    image = torch.from_numpy(image32.astype(np.float64)).reshape(d.n_panels, d.spixels, d.fpixels)
+    image = torch.from_numpy(np.asarray(image32, dtype=np.float32)).reshape(d.n_panels, d.spixels, d.fpixels)
     notes: list[str] = []
     with torch.no_grad():
         for step, response in enumerate(chain):
-            generator = None
-            if response.random:
-                generator = torch.Generator().manual_seed(step_seed(config.output.seed, step, response))
-            context = ResponseContext(pixel_size=model.panels.pixel_size.cpu(), generator=generator, config=config,
+            random = CounterRandom(step_seed(config.output.seed, step, response)) if response.random else None
+            context = ResponseContext(pixel_size=model.panels.pixel_size.cpu(), random=random, config=config,
                                       notes=notes)
             out = response.apply(image, context)
             if out.shape != image.shape:
@@ -77,6 +77,8 @@ def apply_chain(chain: Sequence[DetectorResponse], image32: np.ndarray, config, 
                                  f"for an image of shape {tuple(image.shape)}")
             image = out
     recorded = image.numpy().reshape(image32.shape)
+    if not recorded.flags.writeable or np.may_share_memory(recorded, image32):  # a step that returned its input
+        recorded = recorded.copy()
     recorded[~roi_mask(recorded.shape, d.roi)] = 0.0
     return recorded, notes
 

@@ -11,6 +11,7 @@ import functools
 import pytest
 import torch
 
+from nbsim.physics.counter_random import CounterRandom
 from nbsim.protocols import ResponseContext
 from nbsim.testing.base import DEVICES, DTYPES, ContractSuite, snapshot, unchanged
 
@@ -27,11 +28,11 @@ def _config():
 
 
 def response_inputs(dtype=torch.float64, device="cpu", *, seed: int = 11):
-    """(image (2, 12, 16) of positive values, a context with a generator seeded ``seed``)."""
+    """(image (2, 12, 16) of positive values, a context whose generator is seeded ``seed``)."""
     gen = torch.Generator().manual_seed(5)
     image = 1.0 + 100.0 * torch.rand((2, 12, 16), generator=gen, dtype=torch.float64)
     context = ResponseContext(pixel_size=torch.full((2,), 4e-4, dtype=torch.float64),
-                              generator=torch.Generator().manual_seed(seed), config=_config(), notes=[])
+                              random=CounterRandom(seed), config=_config(), notes=[])
     return image.to(dtype=dtype, device=device), context
 
 
@@ -55,7 +56,7 @@ class BaseDetectorResponseTests(ContractSuite):
         implementation.apply(image, context)
         assert unchanged(before, [image])
 
-    def test_the_same_generator_state_gives_the_same_image(self, implementation):
+    def test_the_same_seed_gives_the_same_image(self, implementation):
         """Random responses draw from the context's generator only: reproducible from a seed,
         whatever else ran before in the process."""
         image, first = response_inputs(seed=21)

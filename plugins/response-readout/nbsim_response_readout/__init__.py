@@ -1,8 +1,8 @@
 """nbsim detector response ``readout``: Gaussian read-out noise of ``sigma`` ADU per pixel.
 
-recorded = value + sigma g, with g standard normal drawn from the chain step's generator
-(seeded by ``seed=``, else by the run's noise seed and the step's position): new in every
-image, the same for the same seed. Differentiable in the image (the noise does not depend on
+recorded = value + sigma g, with g standard normal per pixel from the chain step's generator
+(``context.random``, seeded by ``seed=``, else by the run's noise seed and the step's
+position): new in every image, the same for the same seed whatever the chunking or device. Differentiable in the image (the noise does not depend on
 it). Use it after ``gain``, in ADUs: ``--response poisson --response gain:adu_per_photon=2
 --response readout:sigma=3``.
 
@@ -38,8 +38,8 @@ class Readout(Response):
             raise ValueError(f"sigma must be at least 0 ADU, got {self.sigma:g}")
 
     def apply(self, image, context):
-        noise = torch.randn(image.shape, generator=context.generator, dtype=torch.float64)  # CPU: any device agrees
-        return image + self.sigma * noise.to(dtype=image.dtype, device=image.device)
+        noise = context.random.normal(image.shape, dtype=image.dtype, device=image.device)
+        return torch.add(image, noise, alpha=self.sigma)
 
 
 class ReadoutPlugin:
