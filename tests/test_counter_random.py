@@ -92,3 +92,32 @@ def test_every_device_gets_the_same_values():
     assert torch.equal(gen.normal((1000,), device="cuda").cpu(), gen.normal((1000,)))
     means = torch.linspace(0.0, 30.0, 1000)
     assert torch.equal(gen.poisson(means.cuda()).cpu(), gen.poisson(means))
+
+
+def test_the_parallel_noise_image_is_reproducible_and_the_same_in_any_roi(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from nbsim_cli.app import cli
+
+    monkeypatch.chdir(tmp_path)
+    base = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",
+            "-distance", "100", "-pixel", "0.1", "-detpixels", "64", "-seed", "7", "-nopgm", "-noprogress",
+            "--noise-rng", "parallel", "-adc", "0"]
+
+    def noise(name, *extra):
+        result = CliRunner().invoke(cli, ["run", *base, *extra, "-noisefile", f"{name}.img",
+                                          "-floatfile", f"{name}.bin"], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        pixels = np.fromfile(f"{name}.img", dtype=np.uint16)[-64 * 64:].reshape(64, 64)
+        return pixels, np.fromfile(f"{name}.bin", dtype=np.float32).reshape(64, 64)
+
+    whole, photons = noise("whole")
+    assert np.array_equal(noise("again")[0], whole)
+    part, _ = noise("roi", "-roi", "10", "40", "20", "50")
+    assert np.array_equal(part[20:51, 10:41], whole[20:51, 10:41]) and not part[:20].any()
+    other = CliRunner().invoke(cli, ["run", *base, "-seed", "8", "-noisefile", "other.img"], catch_exceptions=False)
+    assert other.exit_code == 0 and not np.array_equal(np.fromfile("other.img", dtype=np.uint16)[-64 * 64:], whole.ravel())
+    # Poisson counts of the float image: unbiased, with its variance
+    residual = whole.astype(np.float64) - photons
+    assert abs(residual.sum()) < 5 * math.sqrt(photons.sum())
+    assert float((residual ** 2).sum()) == pytest.approx(float(photons.sum()), rel=0.1)
