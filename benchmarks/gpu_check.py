@@ -6,7 +6,9 @@
    (best of repeats after a first, possibly compiling, run), with the tensor and the
    compiled engines, and peak allocated GPU memory; for P4 float32 also one render in a new
    process (compiled code from the disk cache), which is what a command pays.
-2. Golden parity on ``cuda`` in float64, both phi policies, every case (``--quick``: a third).
+2. Stills per second (``--stills``): 512 x 512 and 1024 x 1024 stills with 10 and 100 mosaic
+   domains, float32, rendered together (``nbsim.engines.batch``) and one at a time.
+3. Golden parity on ``cuda`` in float64, both phi policies, every case (``--quick``: a third).
 Writes ``gpu-check.json`` and ``gpu-check.md`` into ``--out``, with what the device reported.
 Meant to fit one 10-minute device run; it writes partial results as it goes.  On a lent
 device machine, ``benchmarks/gpu_device.sh`` installs nbsim there and runs this script.
@@ -66,12 +68,45 @@ def fresh_process_render(name: str, dtype: torch.dtype, engine: str, device: str
     return json.loads(proc.stdout.strip().splitlines()[-1])["times"][0]
 
 
+#: stills throughput: (label, nanoBragg flags)
+STILLS = {
+    f"{pixels} x {pixels}, {domains} domains": (f"-cell 70 80 90 75 85 95 -lambda 1 -N 10 -default_F 100 -distance 100 "
+                                                f"-detpixels {pixels} -pixel {51.2 / pixels} -oversample 1 "
+                                                f"-mosaic 0.5 -mosaic_domains {domains} -noprogress")
+    for pixels in (512, 1024) for domains in (10, 100)
+}
+
+
+def stills_per_second(flags: str, device: str, batch: int | None, count: int = 16) -> dict:
+    """Stills of ``flags`` rendered by a dataset's renderer (float32, tensor engine), ``batch``
+    at a time (None: as memory allows): images per second after a warm-up image."""
+    from nbsim.datasets import plan_from_argv
+    from nbsim.datasets.render import Renderer
+    from nbsim.runner import RunOptions
+
+    options = RunOptions(device=device, dtype="float32", engine="tensor", batch=batch)
+    plan = plan_from_argv("stills", flags.split() + ["-nonoise"], options, seed=1, count=count + 1)
+    renderer = Renderer(plan.config(0), options)
+    renderer.image(plan.config(0))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in renderer.images(plan.config(k) for k in range(1, count + 1)):
+        pass
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"images": count, "seconds": seconds, "images_per_second": count / seconds, "batch": batch}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "reports" / "gpu"))
     parser.add_argument("--quick", action="store_true", help="golden parity on a third of the cases")
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a rehearsal")
     parser.add_argument("--problems", default="P4,P3,P2", help="which timings to take")
+    parser.add_argument("--stills", default=",".join(STILLS), help="which stills throughputs to take (labels, "
+                        "comma-separated; empty: none)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +116,7 @@ def main(argv=None) -> int:
         return 2
     record = {"device": torch.cuda.get_device_name() if cuda else args.device,
               "capability": torch.cuda.get_device_capability() if cuda else None,
-              "torch": torch.__version__, "cuda": torch.version.cuda, "timings": [], "parity": []}
+              "torch": torch.__version__, "cuda": torch.version.cuda, "timings": [], "stills": [], "parity": []}
 
     def save():
         (out / "gpu-check.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -103,6 +138,15 @@ def main(argv=None) -> int:
         record["timings"].append(row)
         print(json.dumps(row), flush=True)
         save()
+    for label in filter(None, args.stills.split(",")):
+        for batch in (None, 1):
+            try:
+                row = {"stills": label, **stills_per_second(STILLS[label], args.device, batch)}
+            except Exception as exc:  # keep going: a failed measurement is a result too
+                row = {"stills": label, "batch": batch, "error": f"{type(exc).__name__}: {exc}"}
+            record["stills"].append(row)
+            print(json.dumps(row), flush=True)
+            save()
     names = golden.case_names()
     if args.quick:
         names = names[::3]
@@ -130,6 +174,11 @@ def main(argv=None) -> int:
         lines.append(f"| {r['problem']} | {r['dtype']} | {r['engine']} | {r['first_seconds']:.3f} | "
                      f"{r['warm_seconds']:.4f} | {fresh} | {r['reference_seconds']} | "
                      f"{r['reference_seconds'] / r['warm_seconds']:.0f}x | {r['peak_gpu_bytes'] / 2**20:.0f} MiB |")
+    if record["stills"]:
+        lines += ["", "| stills (float32, tensor engine) | together or alone | images/s |", "|---|---|---|"]
+        lines += [f"| {r['stills']} | {'alone' if r['batch'] == 1 else 'together'} | "
+                  + (f"{r['images_per_second']:.1f} |" if "error" not in r else f"error: {r['error'][:80]} |")
+                  for r in record["stills"]]
     lines += ["", f"Golden parity on {args.device}, float64: {ok}/{len(record['parity'])} (case x policy) within tolerance."]
     lines += [f"- {p['case']} {p['policy']}: max error {p['max_rel_error']:.2e} of the maximum; "
               f"{'; '.join(p['details'])[:200]}" for p in record["parity"] if not p["ok"]]

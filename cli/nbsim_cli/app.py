@@ -303,6 +303,10 @@ def _make_dataset_command(kind: str) -> click.Command:
                           "FILE_00001.nxs ... beside it"),
         click.Option(["--shard-size"], type=click.IntRange(1), default=100, show_default=True, metavar="N",
                      help="images per NeXus shard (the unit of resuming and of scale-out)"),
+        click.Option(["--batch"], type=click.IntRange(1), default=None, metavar="N",
+                     help="images rendered together at most, where they differ only in orientation and render on "
+                          "the tensor engine (a GPU); default: as many as --max-memory allows (up to 64); 1: one "
+                          "at a time"),
         click.Option(["--manifest"], default=None, metavar="FILE",
                      help="the manifest, JSON lines (default: the template's name + .manifest.jsonl)"),
         click.Option(["--export-expt"], default=None, metavar="FILE",
@@ -314,8 +318,8 @@ def _make_dataset_command(kind: str) -> click.Command:
     ]
 
     def callback(phi_policy, device, dtype, max_memory, lattice, polarization, image_stage, engine, noise_rng,
-                 seed, template, nexus, shard_size, manifest, export_expt, workers, scheduler, responses, flags,
-                 **values):
+                 seed, template, nexus, shard_size, batch, manifest, export_expt, workers, scheduler, responses,
+                 flags, **values):
         from nbsim.datasets import plan_from_argv
         from nbsim.datasets.run import Outputs, run_dataset
         from nbsim.runner import RunOptions
@@ -332,7 +336,7 @@ def _make_dataset_command(kind: str) -> click.Command:
                 phi_policy=phi_policy, device=device, dtype=dtype, max_memory=_memory(max_memory),
                 lattice=lattice, polarization=polarization, noise_rng=noise_rng, engine=engine, responses=responses,
                 plugin_options=_plugin_choices(system, phi_policy, _stage_names(image_stage), values),
-                image_stage=_stage_names(image_stage), **inputs)
+                image_stage=_stage_names(image_stage), batch=batch, **inputs)
             plan = plan_from_argv(kind, argv, options, seed=seed, warn=_warn, **size)
             outputs = Outputs(template=template, nexus=nexus, shard_size=shard_size, manifest=manifest,
                               export_expt=export_expt)

@@ -95,6 +95,9 @@ class LatticeFactor(Protocol):
     name: str
     #: whether ``evaluate`` reads ``hkl0``; False lets the kernel skip computing it (passing None)
     needs_nearest: bool = True
+    #: whether ``evaluate`` reads ``reciprocal``; False lets images of different orientations
+    #: share an evaluation (:mod:`nbsim.engines.batch`; the contract suite checks the claim)
+    reads_reciprocal: bool = True
     #: whether F_latt is differentiable in hkl, the cell counts and fudge (the contract suite
     #: gradchecks it); False: its gradients must still be finite
     differentiable: bool = True

@@ -68,6 +68,7 @@ class RunOptions:
     response_float: str | None = None  # --response-float FILE: the recorded image as float32
     detector: str | None = None  # --detector FILE: the panels of a geometry file (nbsim.io.detector_file)
     spectrum: SpectrumInputs = SpectrumInputs()  # --spectrum FILE, --sase SPEC --sase-seed N (nbsim.setup.spectrum)
+    batch: int | None = None  # datasets: images rendered together at most (nbsim.engines.batch); None: memory's choice
 
 
 @attrs.frozen(eq=False)

@@ -9,11 +9,13 @@ configuration (same model, same engine rule, same noise generator).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import attrs
 import numpy as np
 import torch
 
-from nbsim.engines import budget
+from nbsim.engines import batch, budget
 from nbsim.engines import choice as engines
 from nbsim.engines.choice import EngineError
 from nbsim.engines.pipeline import render
@@ -51,17 +53,56 @@ class Renderer:
                                       polarization=options.polarization, options=options.plugin_options,
                                       image_stage=options.image_stage, system=system)
         self.chain = response.select_chain(system, options.responses)
+        #: images rendered together at most (``--batch``; 1: one at a time)
+        self.batch_limit = max(1, options.batch or batch.MAX_IMAGES)
 
     def image(self, config: RunConfig) -> Image:
-        model = build_model(config, device=self.device, dtype=self.dtype)
+        return next(self.images([config]))
+
+    def images(self, configs: Iterable[RunConfig]) -> Iterator[Image]:
+        """The image of each configuration, in order.  Consecutive images that differ only in
+        orientation and render on the tensor engine (a GPU; tiny images on a CPU) are rendered
+        together, as many at a time as memory allows (:mod:`nbsim.engines.batch`), each the
+        image it would be alone."""
+        waiting: list[Model] = []
+        for config in configs:
+            model = build_model(config, device=self.device, dtype=self.dtype)
+            choice = self._engine(model)
+            if self.batch_limit > 1 and batch.refusal(model, self.physics, choice.name) is None:
+                if waiting and (not batch.together(waiting[0], model, self.physics) or len(waiting) >= self.batch_limit):
+                    yield from self._batch(waiting)
+                if not waiting:
+                    self.batch_limit = min(self.batch_limit, batch.images_per_batch(model, self.working_memory))
+                waiting.append(model)
+                continue
+            yield from self._batch(waiting)
+            with torch.no_grad():
+                result = render(model, self.physics, max_memory=self.working_memory, engine=choice)
+            yield self._recorded(model, result.image)
+        yield from self._batch(waiting)
+
+    def _engine(self, model: Model) -> engines.Choice:
         try:
-            choice = engines.choose(self.options.engine, model, self.physics,
-                                    engines.sub_evaluations(model, model.rendered.shape[0]))
+            return engines.choose(self.options.engine, model, self.physics,
+                                  engines.sub_evaluations(model, model.rendered.shape[0]))
         except EngineError as exc:
             raise UsageError(f"--engine {exc.name}: {exc.reason}") from None
-        with torch.no_grad():
-            result = render(model, self.physics, max_memory=self.working_memory, engine=choice)
-        photons = result.image.to(torch.float32).cpu().numpy()
+
+    def _batch(self, waiting: list[Model]) -> Iterator[Image]:
+        """Render the ``waiting`` images together and empty the list."""
+        if not waiting:
+            return
+        models = list(waiting)
+        waiting.clear()
+        images = batch.render_batch(models, self.physics, max_memory=self.working_memory) if len(models) > 1 else \
+            [render(models[0], self.physics, max_memory=self.working_memory, engine="tensor").image]
+        for model, image in zip(models, images):
+            yield self._recorded(model, image)
+
+    def _recorded(self, model: Model, image) -> Image:
+        """The dataset's image of ``model``'s render: photons, and what the detector records."""
+        config = model.config
+        photons = image.to(torch.float32).cpu().numpy()
         counts = None
         if self.chain:  # the detector's response gives what is recorded
             counts = response.recorded_pixels(response.apply_chain(self.chain, photons, config, model)[0])

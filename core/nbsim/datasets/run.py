@@ -144,8 +144,7 @@ def render_block(plan: Series | Stills, outputs: Outputs, block: range, renderer
     extension = None if outputs.template is None else os.path.splitext(outputs.template)[1]
     shard = shard_missing(block, plan, outputs)
     first, counts = None, []  # the shard's first image (its scan starts there) and every image's counts
-    for k in todo:
-        image = renderer.image(plan.config(k))
+    for k, image in zip(todo, renderer.images(plan.config(k) for k in todo)):
         if extension is not None and not os.path.exists(image_path(outputs.template, k)):
             atomic.write_bytes(image_path(outputs.template, k), encode(image, extension), "--template")
         if shard:

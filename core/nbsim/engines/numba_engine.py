@@ -166,7 +166,7 @@ def _precision_plan(m: Model, physics: Physics, tables: np.ndarray) -> tuple:
 
 def _variant_tables(m: Model, physics: Physics) -> tuple[np.ndarray, int]:
     """Orientation tables (V, 9, R): [other passes, first pass of a block] and the first's row."""
-    tables = PassOrientations(variant_tables(m, physics), None).block(m, 0, m.phisteps * m.domains)  # (1|2, R, 3, 3)
+    tables = PassOrientations.single(m, variant_tables(m, physics)).block(0, m.phisteps * m.domains)  # (1|2, R, 3, 3)
     tables = np.ascontiguousarray(tables.reshape(tables.shape[0], -1, 9).transpose(1, 2).numpy())
     return tables, 0 if tables.shape[0] == 1 else 1
 

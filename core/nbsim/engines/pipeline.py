@@ -158,7 +158,21 @@ def render(
         if progress is not None:
             progress(min(start + pixels_per_chunk, total), total)
     omega_sum = sum(torch.stack(omega_sums).tolist()) if omega_sums else 0.0  # left to right: rounding as the chunks came
-    if total == n_pixels:  # every pixel, in raster order
+    flat = staged_image(m, physics, values, targets, outputs)
+    if trace is not None and traced:
+        _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
+    selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None
+    flat = flat.to(m.compute_dtype)
+    return Render(image=flat.reshape(cfg.detector.image_shape), omega_sum=omega_sum,
+                  interpolation_switch=None if switch is None else switch.hkl, values=selected, engine=choice)
+
+
+def staged_image(m: Model, physics: Physics, values: list[Tensor], targets: Tensor, outputs: Tensor) -> Tensor:
+    """The flat image (every pixel, the render's dtype) from the chunks' ``values`` of the
+    ``targets`` pixels, through the image stage; 0 but at ``outputs``.  ``values`` is emptied
+    as it is used (one image less at the peak)."""
+    n_pixels = m.panels.pixels
+    if targets.shape[0] == n_pixels:  # every pixel, in raster order
         flat = torch.cat(values)
     else:
         flat = torch.zeros(n_pixels, dtype=m.dtype, device=m.device)
@@ -173,12 +187,7 @@ def render(
             kept = torch.zeros(n_pixels, dtype=torch.bool, device=m.device)
             kept[outputs] = True
             flat = torch.where(kept, flat, torch.zeros_like(flat))
-    if trace is not None and traced:
-        _trace_pixels(m, physics, order, traced, trace, None if switch is None else switch.pixel)
-    selected = flat[torch.as_tensor(pixels, device=m.device).reshape(-1)] if pixels is not None else None
-    flat = flat.to(m.compute_dtype)
-    return Render(image=flat.reshape(cfg.detector.image_shape), omega_sum=omega_sum,
-                  interpolation_switch=None if switch is None else switch.hkl, values=selected, engine=choice)
+    return flat
 
 
 def _trace_pixels(m, physics, order, traced, trace, switch_pixel) -> None:

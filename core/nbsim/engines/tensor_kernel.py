@@ -147,16 +147,21 @@ def variant_tables(m: Model, physics: Physics) -> Tensor:
 
 @attrs.frozen
 class PassOrientations:
-    """The phi-step lattices of a chunk's passes.
+    """The phi-step lattices of a chunk's passes, for one image or a batch of images that
+    differ only in orientation (:mod:`nbsim.engines.batch`).
 
-    ``tables`` (V, F, 3, 3); ``row`` (N,) the table of each pass, or None where V == 1 (every
-    pass shares it) or V == N (one per pass, in order).  A policy with ``shared_tables`` needs
-    at most two tables, which keeps every pass on a shared matrix product and no (pass,
-    orientation) lattice in memory.
+    ``tables`` (V, B*F, 3, 3), image b's F phi steps at b*F ..; ``row`` (N,) the table of
+    each pass, or None where V == 1 (every pass shares it) or V == N (one per pass, in order).
+    A policy with ``shared_tables`` needs at most two tables, which keeps every pass on a shared
+    matrix product and no (pass, orientation) lattice in memory.  ``mosaic`` (B*M, 3, 3): each
+    image's domain rotations, or None without mosaic spread.
     """
 
     tables: Tensor
     row: Tensor | None
+    mosaic: Tensor | None
+    domains: int  # mosaic domains of an image (M)
+    per_image: int  # orientations of an image: phi steps x domains
 
     @staticmethod
     def shared(physics: Physics) -> bool:
@@ -164,26 +169,43 @@ class PassOrientations:
         return offers(physics.policy, "shared_tables", "orientations")
 
     @classmethod
-    def of(cls, m: Model, physics: Physics, passes: Passes) -> PassOrientations:
+    def of(cls, m: Model, physics: Physics, passes: Passes, batch: tuple[Model, ...] = ()) -> PassOrientations:
+        """``batch``: the models of a batch (``m`` first), which share ``m``'s passes."""
+        mosaic = m.mosaic if m.mosaic is None or not batch else torch.cat([b.mosaic for b in batch])
+        sizes = dict(domains=m.domains, per_image=m.phisteps * m.domains)
         if cls.shared(physics):
-            tables = variant_tables(m, physics)
+            tables = variant_tables(m, physics) if not batch else _joined([variant_tables(b, physics) for b in batch])
             first = passes.first_in_block & passes.executed
-            return cls(tables, None if tables.shape[0] == 1 else first.to(torch.int64))
-        return cls(physics.policy.orientations(m.base_vectors, m.phi, m.spindle, passes), None)
+            return cls(tables, None if tables.shape[0] == 1 else first.to(torch.int64), mosaic, **sizes)
+        if batch:
+            raise ValueError("images are rendered together only under a phi policy with shared_tables")
+        return cls(physics.policy.orientations(m.base_vectors, m.phi, m.spindle, passes), None, mosaic, **sizes)
 
-    def block(self, m: Model, start: int, stop: int) -> Tensor:
+    @classmethod
+    def single(cls, m: Model, tables: Tensor) -> PassOrientations:
+        """The orientations of ``m`` from its phi-step ``tables`` (V, F, 3, 3), every pass alike."""
+        return cls(tables, None, m.mosaic, m.domains, m.phisteps * m.domains)
+
+    def block(self, start: int, stop: int) -> Tensor:
         """Lattice vectors (V, stop - start, 3, 3) of orientations start..stop - 1 (rows a, b, c);
-        orientations are numbered phi step major, mosaic domain minor."""
-        if m.mosaic is None:
+        orientations are numbered image major, then phi step, then mosaic domain."""
+        if self.mosaic is None:
             return self.tables[:, start:stop]
-        M = m.mosaic.shape[0]
+        M = self.domains
         r = torch.arange(start, min(stop, self.tables.shape[1] * M), device=self.tables.device)
-        # domain rotation applied after the spindle rotation, in the lab frame
-        return apply_matrix(m.mosaic[r % M][None, :, None], self.tables[:, r // M])
+        # domain rotation applied after the spindle rotation, in the lab frame; image r // per_image's domains
+        return apply_matrix(self.mosaic[(r // self.per_image) * M + r % M][None, :, None], self.tables[:, r // M])
 
     def per_pass(self, lattice: Tensor) -> Tensor:
         """A block's lattices (V, R, 3, 3) as (N or 1, R, 3, 3), one per pass where they differ."""
         return lattice if self.row is None else lattice[self.row]
+
+
+def _joined(tables: list[Tensor]) -> Tensor:
+    """Images' phi-step tables (V_b, F, 3, 3) side by side, (V, B*F, 3, 3): an image with one
+    table (every pass alike) repeats it where another has a second (c-parity's phi = 0)."""
+    V = max(t.shape[0] for t in tables)
+    return torch.cat([t.expand(V, *t.shape[1:]) for t in tables], 1)
 
 
 def structure_factor(m: Model, hkl0: Tensor) -> Tensor:
@@ -239,19 +261,26 @@ def nearest_F(table: tuple, hkl0: Tensor) -> Tensor:
 
 def lattice_sums(scattering: Tensor, lattice: Tensor, row: Tensor | None, mask: Tensor | None,
                  factor: LatticeFactor, n_cells: Tensor, fudge: Tensor, reciprocal: Tensor, table: tuple | None,
-                 nearest: bool) -> Tensor:
+                 nearest: bool, images: int = 1) -> Tensor:
     """Σ over an orientation block of F_latt² (times F_cell² with a structure-factor ``table``).
 
     :param scattering: (N, 3) scattering vectors; :param lattice: (V, R, 3, 3) lattice vectors
     and :param row: each pass's table (:func:`miller_indices`); :param mask: (R,) weights (0
-    for padding) or None.  Returns (N,) in n_cells' dtype.
+    for padding) or None; :param images: the block holds that many images' orientations, one
+    after another, summed apart.  Returns (N,) in n_cells' dtype, or (N, images).
     """
-    hkl = miller_indices(scattering, lattice, row)
+    if images > 1:  # each image's indices by the product its own render makes (same shapes, same roundings)
+        R = lattice.shape[1] // images
+        hkl = torch.cat([miller_indices(scattering, lattice[:, i * R:(i + 1) * R], row) for i in range(images)], 1)
+    else:
+        hkl = miller_indices(scattering, lattice, row)
     hkl0 = torch.ceil(hkl - 0.5) if nearest else None
     F_latt = factor.evaluate(hkl, hkl0, n_cells, fudge, reciprocal)
     term = torch.square(F_latt) if table is None else torch.square(nearest_F(table, hkl0).to(F_latt.dtype) * F_latt)
     if mask is not None:
         term = term * mask
+    if images > 1:
+        return term.reshape(*term.shape[:-1], images, -1).sum(-1)
     return term.sum(-1)
 
 
@@ -282,6 +311,8 @@ def render_pixels(
     interpolating: bool = False,
     collect: Callable[[str, dict], None] | None = None,
     sums: Callable[..., Tensor] | None = None,
+    batch: tuple[Model, ...] = (),
+    images_per_block: int = 1,
 ) -> tuple[Tensor, Tensor, InterpolationSwitch | None]:
     """Pixel values (P,), their summed solid angles (P,) and where interpolation ended, if it did.
 
@@ -297,12 +328,17 @@ def render_pixels(
         case: :func:`lattice_sums` or a compiled version of it (``nbsim.engines.compiled``).
     :param collect: when given, called with ("geometry" | "scattering" | "pixel", tensors)
         for these pixels (used for tracing; the pixels should be few).
+    :param batch: B models (``m`` first) that differ from ``m`` in orientation only
+        (:mod:`nbsim.engines.batch`): the values are then (B, P), one row per image, each the
+        value its own render gives; ``images_per_block`` of them share an orientation block
+        when an image's orientations fit in one.
     """
     geo = pass_geometry(m, idx, physics.polarization)
     if collect is not None:
         collect("geometry", geo)
     chunk = ChunkSums.of(m, idx, physics, order, geo, orientation_chunk=orientation_chunk,
-                         interpolating=interpolating, traced=collect is not None)
+                         interpolating=interpolating, traced=collect is not None, batch=batch,
+                         images_per_block=images_per_block)
     switch_key, switch, first_block = chunk.interpolation_switch(idx) if chunk.interpolating else (None, None, None)
     acc, count = chunk.orientation_sums(sums or lattice_sums, switch_key, first_block, collect)
     return (*pixel_values(m, geo, chunk.survive, chunk.polar, chunk.intensity(acc, count), collect), switch)
@@ -330,10 +366,13 @@ class ChunkSums:
     n_cells: Tensor
     fudge: Tensor
     reciprocal: Tensor
+    images: int = 1  # images of a batch (their sums kept apart)
+    images_per_block: int = 1  # of them in one orientation block
 
     @classmethod
     def of(cls, m: Model, idx: Tensor, physics: Physics, order: PassOrder, geo: dict[str, Tensor], *,
-           orientation_chunk: int, interpolating: bool, traced: bool) -> ChunkSums:
+           orientation_chunk: int, interpolating: bool, traced: bool, batch: tuple[Model, ...] = (),
+           images_per_block: int = 1) -> ChunkSums:
         P = idx.shape[0]
         survive = geo["survive"].reshape(P, -1)
         Q = survive.shape[1]
@@ -358,12 +397,15 @@ class ChunkSums:
         # double does not, so these are evaluated in double precision whatever the render's dtype.
         cd = torch.float64 if running is not None or interpolating else m.compute_dtype
         detailed = running is not None or interpolating or traced
+        if batch and detailed:
+            raise ValueError("images are rendered together only without running products, interpolation or tracing")
         nearest = detailed or not constant_F(m) or physics.lattice.needs_nearest
         return cls(m=m, physics=physics, survive=survive, polar=polar, scattering=geo["scattering"].reshape(P * Q, 3),
-                   oriented=PassOrientations.of(m, physics, chunk_passes(m, idx, survive, order)),
+                   oriented=PassOrientations.of(m, physics, chunk_passes(m, idx, survive, order), batch),
                    orientation_chunk=orientation_chunk, running=running, interpolating=interpolating,
                    detailed=detailed, nearest=nearest, cd=cd,
-                   n_cells=m.n_cells.to(cd), fudge=m.fudge.to(cd), reciprocal=m.lattice.reciprocal.to(cd))
+                   n_cells=m.n_cells.to(cd), fudge=m.fudge.to(cd), reciprocal=m.lattice.reciprocal.to(cd),
+                   images=max(1, len(batch)), images_per_block=images_per_block)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -375,7 +417,7 @@ class ChunkSums:
         """Lattice, Miller indices, nearest indices, F_latt and (detailed) which evaluations
         reach the structure factor, for orientations r0 .. r0 + orientation_chunk - 1."""
         P, Q, _ = self.shape
-        lat = self.oriented.block(self.m, r0, r0 + self.orientation_chunk)
+        lat = self.oriented.block(r0, r0 + self.orientation_chunk)
         hkl = miller_indices(self.scattering, lat, self.oriented.row).reshape(P, Q, lat.shape[1], 3)
         hkl0 = torch.ceil(hkl - 0.5) if self.nearest else None
         F_latt = self.physics.lattice.evaluate(hkl, hkl0, self.n_cells, self.fudge, self.reciprocal)
@@ -418,9 +460,11 @@ class ChunkSums:
         pass multiplied its running sum by."""
         m = self.m
         P, Q, R = self.shape
+        table = None if constant_F(m) else F_table(m)
+        if self.images > 1:
+            return self.batch_sums(sums, table), None
         acc = torch.zeros((P, Q), dtype=m.dtype, device=m.device)
         count = torch.zeros((P, Q), dtype=torch.int64, device=m.device) if self.running is not None else None
-        table = None if constant_F(m) else F_table(m)
         for r0 in range(0, R, self.orientation_chunk):
             if not self.detailed:
                 acc = acc + self.block_sum(sums, r0, table).reshape(P, Q).to(acc.dtype)
@@ -450,10 +494,31 @@ class ChunkSums:
             count = count + n_chunk
         return acc, count
 
+    def batch_sums(self, sums: Callable[..., Tensor], table: tuple | None) -> Tensor:
+        """(B, P, Q) each image's sums over its orientations, block by block as its own render
+        sums them (so that every image gets its own render's values); images whose
+        orientations fit in one block share an evaluation, ``images_per_block`` at a time."""
+        m = self.m
+        P, Q, R = self.shape
+        B, per = self.images, self.images_per_block if R <= self.orientation_chunk else 1
+        acc = torch.zeros((B, P * Q), dtype=m.dtype, device=m.device)
+        for b0 in range(0, B, per):
+            b1 = min(B, b0 + per)
+            for r0 in range(0, R, self.orientation_chunk):
+                r1 = min(R, r0 + self.orientation_chunk)
+                if b1 - b0 > 1:  # whole images, one after another
+                    lat = self.oriented.block(b0 * R, b1 * R)
+                else:
+                    lat = self.oriented.block(b0 * R + r0, b0 * R + r1)
+                block = sums(self.scattering, lat, self.oriented.row, None, self.physics.lattice, self.n_cells,
+                             self.fudge, self.reciprocal, table, self.nearest, b1 - b0)
+                acc[b0:b1] = acc[b0:b1] + block.reshape(P * Q, b1 - b0).T.to(acc.dtype)
+        return acc.reshape(B, P, Q)
+
     def block_sum(self, sums: Callable[..., Tensor], r0: int, table: tuple | None) -> Tensor:
         """The common case's sum over one orientation block, (P * Q,)."""
         m = self.m
-        lat = self.oriented.block(m, r0, r0 + self.orientation_chunk)
+        lat = self.oriented.block(r0, r0 + self.orientation_chunk)
         mask = None
         if sums is not lattice_sums:
             # compiled for one block size and signature (a mask on every block, so that a last,
@@ -494,11 +559,12 @@ def constant_F(m: Model) -> bool:
 
 def pixel_values(m: Model, geo: dict[str, Tensor], survive: Tensor, polar: Tensor, I: Tensor,
                  collect: Callable[[str, dict], None] | None) -> tuple[Tensor, Tensor]:
-    """(P,) pixel values from their intensities ``I``, and their summed solid angles: the
+    """(P,) pixel values from their intensities ``I`` ((images, P) for a batch: values likewise),
+    and their summed solid angles (P,): the
     factors a pixel keeps (its first non-zero solid angle, capture fraction and polarization,
     unless an ``-oversample_*`` flag made them running factors)."""
     cfg, s = m.config, m.config.sampling
-    P = I.shape[0]
+    P = I.shape[-1]  # (P,) or (images, P)
     omega, capture = geo["omega"], geo["capture"]
     value = R_E_SQR * m.fluence * I / m.steps
     omega_final = first_nonzero(omega.reshape(P, -1), 0.0)
@@ -567,3 +633,34 @@ def memory_plan(m: Model, budget_bytes: int, fused: bool = False,
         pixels = max(1, TARGET_TERMS // max(1, Q * orientation_chunk), MIN_PASSES // max(1, Q))
     pixels = max(1, min(pixels, budget // max(1, Q * (per_pass + orientation_chunk * per_term))))
     return min(pixels, max(1, int(m.rendered.shape[0]))), orientation_chunk
+
+
+#: bytes a batch keeps per pass and image (its sum), and per pixel and image (its value)
+BYTES_PER_PASS_IMAGE = 8
+BYTES_PER_PIXEL_IMAGE = 16
+
+
+def batch_plan(m: Model, budget_bytes: int, images: int) -> tuple[int, int, int]:
+    """(pixels per chunk, orientations per block, images per block) for ``images`` images
+    rendered together (:mod:`nbsim.engines.batch`; the common case's sums only).
+
+    The blocks are an image's own (:func:`memory_plan`), so that each image is summed as its
+    own render sums it.  Where an image's orientations fit in one block, several images share
+    it: on a CPU as many as fill ``ORIENTATION_BLOCK`` orientations, with fewer pixels a chunk
+    so that an evaluation keeps about ``TARGET_TERMS`` sub-evaluations (tensors that stay in
+    cache); on a GPU as many as the budget holds beside the chunk's passes and every image's
+    sums.
+    """
+    pixels, orientation_chunk = memory_plan(m, budget_bytes)
+    Q, R = m.passes_per_pixel, m.phisteps * m.domains
+    budget = max(int(budget_bytes), 1)
+    per_pass = BYTES_PER_PASS + images * BYTES_PER_PASS_IMAGE + BYTES_PER_PIXEL_IMAGE * images // max(1, Q)
+    pixels = max(1, min(pixels, budget // max(1, Q * (per_pass + orientation_chunk * BYTES_PER_TERM))))
+    if R > orientation_chunk:
+        return pixels, orientation_chunk, 1
+    if m.device.type == "cpu":
+        per_block = max(1, min(images, ORIENTATION_BLOCK // R))
+        in_cache = max(1, TARGET_TERMS // (Q * R * per_block), MIN_PASSES // Q)
+        return min(pixels, in_cache), orientation_chunk, per_block
+    fitting = (budget // (pixels * Q) - per_pass) // (R * BYTES_PER_TERM)
+    return pixels, orientation_chunk, max(1, min(images, fitting))

@@ -18,7 +18,8 @@ geometric parameters (:data:`SPOT_PARAMETERS`) that close first, as indexing pro
   (:data:`START_UNCERTAINTY`): directions the spots do not yet determine stay put;
 * spots enter in shells of growing index (:data:`INDEX_SHELLS`), each refit with its
   indices reassigned, so that an index is only assigned once the model is good enough to
-  get it right;
+  get it right; a second schedule starts from lower indices (:data:`LOW_INDEX_SHELLS`), and
+  the end that fits every spot best is kept (:data:`SCHEDULES`);
 * a beam centre is searched first on a grid across its uncertainty (:func:`search_grid`):
   near the beam the spots form a nearly periodic lattice, so a start half a spacing off
   fits the wrong spots as well as the right ones until high-index spots (the Ewald
@@ -50,11 +51,17 @@ START_UNCERTAINTY = {"cell_length": 0.03, "cell_angle": math.radians(2.0), "dist
 INDEX_SHELLS = (8, 10, 13, 16, 20, 25, 30, 36, 43, 52, 62, 75, 90, 110, 135, 165, 200)
 #: fewest spots of the first shell (it grows until it has them)
 FIRST_SHELL_SPOTS = 40
+#: the second schedule: shells from lower indices, fewer spots first (a start whose angles are
+#: off by a few degrees assigns wrong indices already at |h| = 8; from these it does not, but
+#: with so few spots other starts wander): both run, the spots judge
+LOW_INDEX_SHELLS = (3, 4, 5, 6, *INDEX_SHELLS)
+LOW_INDEX_FIRST_SPOTS = 15
+#: the schedules: (shells, fewest spots of the first, shells a beam-centre grid start goes through)
+SCHEDULES = ((INDEX_SHELLS, FIRST_SHELL_SPOTS, 4), (LOW_INDEX_SHELLS, LOW_INDEX_FIRST_SPOTS, 5))
 #: width of the robust loss, in index units: a residual r costs log(1 + |r|²/ROBUST²)
 ROBUST = 0.15
-#: the beam-centre grid: spacing in pixels, and the shells each start is refined through
+#: the beam-centre grid's spacing in pixels
 GRID_STEP = 1.0
-GRID_SHELLS = 4
 
 
 class SpotFit:
@@ -121,16 +128,17 @@ class SpotFit:
         r = self.residuals(params, hkl, keep)
         return torch.log1p((r * r).sum(-1) / ROBUST ** 2).sum() + self.restraint(params)
 
-    def shells(self) -> list[Tensor]:
-        """Masks of the spots of each shell, by their indices at the current parameters."""
+    def shells(self, limits: Sequence[int] = INDEX_SHELLS, first: int = FIRST_SHELL_SPOTS) -> list[Tensor]:
+        """Masks of the spots of each shell (of index ``limits``; the first of at least ``first``
+        spots), by their indices at the current parameters."""
         with torch.no_grad():
             h = self.indices(self.coords.params())
         largest = h.abs().max(-1).values
         masks, previous = [], -1
-        for limit in (*INDEX_SHELLS, math.inf):
+        for limit in (*limits, math.inf):
             keep = largest <= limit
             count = int(keep.sum())
-            if count < FIRST_SHELL_SPOTS and limit != math.inf:
+            if count < first and limit != math.inf:
                 continue
             if count > previous:
                 masks.append(keep)
@@ -165,22 +173,32 @@ class SpotFit:
             return float(self.objective(hkl, keep))
 
     def run(self, progress: Callable[[str], None] | None = None) -> None:
-        """Refine :attr:`names` through every shell (after the beam-centre search)."""
+        """Refine :attr:`names` by each schedule of :data:`SCHEDULES` from the start (after its
+        beam-centre search), and keep the end whose objective over every spot is lowest."""
         if not self.names or len(self.spots) < FIRST_SHELL_SPOTS:
             return
-        if "beam_center" in self.names:
-            self.search_beam_center(progress)
-        for keep in self.shells():
-            value = self.fit_shell(keep)
-            if progress:
-                progress(f"spots  {int(keep.sum()):5d} of {len(self.spots)}  objective {value:.6g}  "
-                         f"evaluations {self.evaluations}")
+        start, best = self.coords.snapshot(), None
+        everything = torch.ones(len(self.spots), dtype=torch.bool, device=self._fast.device)
+        for limits, first, grid_shells in SCHEDULES:
+            self.coords.restore(start)
+            if "beam_center" in self.names:
+                self.search_beam_center(self.shells(limits, first)[:grid_shells], progress)
+            for keep in self.shells(limits, first):
+                value = self.fit_shell(keep)
+                if progress:
+                    progress(f"spots  {int(keep.sum()):5d} of {len(self.spots)}  objective {value:.6g}  "
+                             f"evaluations {self.evaluations}")
+            value = self.score(everything)
+            if best is None or value < best[0]:
+                best = (value, self.coords.snapshot())
+        self.coords.restore(best[1])
+        if progress:
+            progress(f"spots  kept the schedule ending at objective {best[0]:.6g} over every spot")
 
-    def search_beam_center(self, progress: Callable[[str], None] | None = None) -> None:
+    def search_beam_center(self, masks: list[Tensor], progress: Callable[[str], None] | None = None) -> None:
         """Start from the best point of a grid across the beam centre's uncertainty: each
-        grid start refined through the first shells, then scored on the same spots."""
+        grid start refined through the shells ``masks``, then scored on the last of them."""
         u0 = self.coords.snapshot()
-        masks = self.shells()[:GRID_SHELLS]
         judged = masks[-1]
         best = None
         pixel_steps = self._pixel / self.coords.steps["beam_center"]

@@ -121,6 +121,16 @@ class BaseLatticeFactorTests(ContractSuite):
         got = call_lattice_form(lattice_form_of(implementation), hkl, n_cells, fudge, reciprocal)
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * float(expected.abs().max()))
 
+    def test_declares_whether_it_reads_the_reciprocal_vectors(self, implementation):
+        """A factor that says it does not read ``reciprocal`` gives the same values for any."""
+        assert isinstance(implementation.reads_reciprocal, bool)
+        if implementation.reads_reciprocal:
+            pytest.skip("reads the reciprocal vectors (declared)")
+        hkl, hkl0, n_cells, fudge, reciprocal = lattice_inputs()
+        turned = reciprocal @ torch.tensor([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=reciprocal.dtype)
+        assert torch.equal(implementation.evaluate(hkl, hkl0, n_cells, fudge, reciprocal),
+                           implementation.evaluate(hkl, hkl0, n_cells, fudge, 2.0 * turned))
+
     def test_integer_hkl_is_finite(self, implementation):
         hkl = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 3.0]], dtype=torch.float64)
         _, _, n_cells, fudge, reciprocal = lattice_inputs()

@@ -112,6 +112,7 @@ def _compiled_form(shape: str):
 class SquareLattice(LatticeFactor):
     name: str = "square"
     needs_nearest: bool = False  # hkl0 is not used: the kernel may pass None
+    reads_reciprocal: bool = False
 
     def evaluate(self, hkl, hkl0, n_cells, fudge, reciprocal):
         if torch.compiler.is_compiling():
