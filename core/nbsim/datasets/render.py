@@ -94,8 +94,11 @@ class Renderer:
             return
         models = list(waiting)
         waiting.clear()
-        images = batch.render_batch(models, self.physics, max_memory=self.working_memory) if len(models) > 1 else \
-            [render(models[0], self.physics, max_memory=self.working_memory, engine="tensor").image]
+        if len(models) > 1:
+            images = batch.render_batch(models, self.physics, max_memory=self.working_memory)
+        else:
+            with torch.no_grad():
+                images = [render(models[0], self.physics, max_memory=self.working_memory, engine="tensor").image]
         for model, image in zip(models, images):
             yield self._recorded(model, image)
 

@@ -559,10 +559,10 @@ def constant_F(m: Model) -> bool:
 
 def pixel_values(m: Model, geo: dict[str, Tensor], survive: Tensor, polar: Tensor, I: Tensor,
                  collect: Callable[[str, dict], None] | None) -> tuple[Tensor, Tensor]:
-    """(P,) pixel values from their intensities ``I`` ((images, P) for a batch: values likewise),
-    and their summed solid angles (P,): the
-    factors a pixel keeps (its first non-zero solid angle, capture fraction and polarization,
-    unless an ``-oversample_*`` flag made them running factors)."""
+    """(P,) pixel values from their intensities ``I`` (a batch's (images, P) give (images, P)),
+    and their summed solid angles (P,): the factors a pixel keeps (its first non-zero solid
+    angle, capture fraction and polarization, unless an ``-oversample_*`` flag made them
+    running factors)."""
     cfg, s = m.config, m.config.sampling
     P = I.shape[-1]  # (P,) or (images, P)
     omega, capture = geo["omega"], geo["capture"]
