@@ -1,6 +1,6 @@
 """Per-shot refinement of stills (nbsim refine --stills): a 20-shot dataset of nbsim stills,
 every shot started 0.3 degree off in each misset angle and 0.5% off in the cell, refined,
-resumed after a lost block, and the list's mistakes as one-line errors."""
+resumed after a lost block, on two workers, and the list's mistakes as one-line errors."""
 
 from __future__ import annotations
 
@@ -86,19 +86,40 @@ def test_the_refined_shots_are_a_dials_experiment_list_close_to_the_truths(refin
     assert expt["imageset"][0]["images"] == [str(refined / "shot_00001.img")]
 
 
-def test_a_rerun_refines_only_the_block_that_is_missing(refined):
+def test_a_rerun_refines_only_the_shots_that_are_missing_whatever_the_block_size(refined):
     parts = sorted((refined / "starts.refined.jsonl.parts").iterdir())
     assert [p.name for p in parts] == [f"shots_{i:08d}.jsonl" for i in (0, 5, 10, 15)]
     before = rows(refined / "starts.refined.jsonl")
-    parts[2].unlink()
-    result = invoke(["refine", *MODEL, "--stills", "starts.jsonl", "--refine", "misset,cell", "--block-size", "5"],
-                    refined)
+    parts[1].unlink()
+    # blocks of 10 now: shots 0-9 are half done (a part of 0-4), 10-19 done (two parts)
+    result = invoke(["refine", *MODEL, "--stills", "starts.jsonl", "--refine", "misset,cell"], refined)
     assert result.exit_code == 0, result.stderr
     assert "15 of 20 shots are refined already; refining the other 5" in result.stderr
     after = rows(refined / "starts.refined.jsonl")
-    assert [r["seconds"] for r in after[:10] + after[15:]] == [r["seconds"] for r in before[:10] + before[15:]]
-    for old, new in zip(before[10:15], after[10:15]):  # the same fit again
+    assert [r["seconds"] for r in after[:5] + after[10:]] == [r["seconds"] for r in before[:5] + before[10:]]
+    for old, new in zip(before[5:10], after[5:10]):  # the same fit again
         assert new["parameters"] == old["parameters"]
+
+
+def test_workers_share_the_shots_and_refine_them_as_one_process_does(refined):
+    lines = (refined / "starts.jsonl").read_text().splitlines()[:4]
+    (refined / "four.jsonl").write_text("\n".join(lines) + "\n")
+    result = invoke(["refine", *MODEL, "--stills", "four.jsonl", "--refine", "misset,cell", "--workers", "2"],
+                    refined)
+    assert result.exit_code == 0, result.stderr
+    # four shots on two workers: blocks of one shot, so that both workers have work
+    assert len(list((refined / "four.refined.jsonl.parts").iterdir())) == 4
+    alone = rows(refined / "starts.refined.jsonl")[:4]
+    for old, new in zip(alone, rows(refined / "four.refined.jsonl")):
+        for name in ("misset", "cell"):  # one torch thread a worker: sums in another order
+            assert new["parameters"][name]["refined"] == pytest.approx(old["parameters"][name]["refined"], abs=1e-6)
+
+
+def test_default_blocks_give_every_worker_work():
+    from nbsim.refine.stills import block_size_for
+
+    assert block_size_for(1000, None) == 10 and block_size_for(1000, 4) == 10
+    assert block_size_for(10, 2) == 2 and block_size_for(4, 2) == 1 and block_size_for(0, 3) == 1
 
 
 @pytest.mark.parametrize("lines, message", [

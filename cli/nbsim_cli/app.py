@@ -440,8 +440,9 @@ def _make_refine_command() -> click.Command:
                      help="--stills: the refined shots, JSON lines (default: LIST's name + .refined.jsonl)"),
         click.Option(["--export-expt"], default=None, metavar="FILE",
                      help="--stills: the refined shots as a DIALS experiment list"),
-        click.Option(["--block-size"], type=click.IntRange(1), default=10, show_default=True, metavar="N",
-                     help="--stills: shots per block (the unit of resuming and of scale-out)"),
+        click.Option(["--block-size"], type=click.IntRange(1), default=None, metavar="N",
+                     help="--stills: shots per block, the unit of scale-out (default 10, or fewer so that "
+                          "every worker gets about four)"),
         *_scale_out_options("--stills: refine"),
         *_common_options(plugin_opts),
     ]

@@ -81,6 +81,14 @@ class ScaleOut:
         if self.cluster is not None:
             self.cluster.close()
 
+    @property
+    def parallelism(self) -> int:
+        """How many tasks run at once: the local workers, or the cluster's worker threads now."""
+        if self.workers:
+            return self.workers
+        workers = self.client.scheduler_info().get("workers", {}).values()
+        return max(1, sum(w.get("nthreads", 1) for w in workers))
+
     def run(self, function: Callable, shared, items: list, advance: Callable, *, key: str) -> None:
         """``function(shared, item)`` for every item, one task each (retried where a worker is
         lost), ``shared`` sent to every worker once; ``advance(result)`` as each finishes."""

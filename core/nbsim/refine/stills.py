@@ -21,6 +21,7 @@ fails or does not converge is a row saying so; the others go on.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -126,29 +127,40 @@ def _read_rows(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def refine_stills(job: StillsJob, shots: Sequence[Shot], table: str, *, block_size: int = BLOCK, scale_out=None,
-                  progress: Callable[[int, int], None] | None = None,
+def block_size_for(shots: int, workers: int | None) -> int:
+    """Shots per block by default: :data:`BLOCK` in one process (few files, little lost to an
+    interruption); with ``workers``, fewer where that gives every worker about four blocks
+    (ten shots on two workers as one block would leave one worker idle)."""
+    if not workers:
+        return BLOCK
+    return max(1, min(BLOCK, math.ceil(shots / (4 * workers))))
+
+
+def refine_stills(job: StillsJob, shots: Sequence[Shot], table: str, *, block_size: int | None = None,
+                  scale_out=None, progress: Callable[[int, int], None] | None = None,
                   tell: Callable[[str], None] = lambda text: None) -> list[dict]:
-    """Refine every shot whose block has no rows yet; the table's rows (index order)."""
+    """Refine every shot that has no row in ``TABLE.parts/`` yet, in blocks of ``block_size``
+    shots (default :func:`block_size_for`); the table's rows (index order).  What is done is
+    read shot by shot, so a rerun with another block size or number of workers resumes too."""
     atomic.check(table, "--table")
-    blocks = [list(shots[i:i + block_size]) for i in range(0, len(shots), block_size)]
-    os.makedirs(table + ".parts", exist_ok=True)
+    parts = table + ".parts"
+    os.makedirs(parts, exist_ok=True)
+    wanted = {s.index for s in shots}
     rows = {}
-    pending = []
-    for block in blocks:
-        path = _part_path(table, block)
-        if os.path.exists(path):
-            rows.update((r["index"], r) for r in _read_rows(path))
-        else:
-            pending.append(block)
+    for name in sorted(os.listdir(parts)):
+        if name.startswith("shots_") and name.endswith(".jsonl"):
+            rows.update((r["index"], r) for r in _read_rows(os.path.join(parts, name)) if r["index"] in wanted)
+    missing = [s for s in shots if s.index not in rows]
+    if block_size is None:
+        block_size = block_size_for(len(missing), scale_out.parallelism if scale_out is not None else None)
+    pending = [missing[i:i + block_size] for i in range(0, len(missing), block_size)]
     if rows:
         tell(f"{len(rows)} of {len(shots)} shots are refined already; refining the other "
              f"{len(shots) - len(rows)}")
     todo = sum(len(b) for b in pending)
 
     def advance(block_rows: list[dict]) -> None:
-        first = min(r["index"] for r in block_rows)
-        block = next(b for b in pending if b[0].index == first)
+        block = next(b for b in pending if b[0].index == block_rows[0]["index"])  # rows in the block's order
         lines = "".join(json.dumps(r) + "\n" for r in block_rows)
         atomic.write_bytes(_part_path(table, block), lines.encode(), "--table")
         rows.update((r["index"], r) for r in block_rows)
