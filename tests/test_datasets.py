@@ -226,6 +226,21 @@ if __name__ == "__main__":
         assert (tmp_path / "alone" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
 
 
+def test_workers_get_blocks_of_numbered_files_to_share_but_nexus_shards_stay_as_asked():
+    from nbsim.datasets.distributed import task_size
+    from nbsim.datasets.run import Outputs, blocks
+
+    plan = plan_from_argv("stills", STILLS, count=100, seed=4)
+    files = Outputs(template="s_#####.img")  # --shard-size 100: one block in one process
+    assert blocks(plan, files) == [range(0, 100)]
+    spread = blocks(plan, files, parallelism=2)  # about four blocks a worker, every image once
+    assert len(spread) == 8 and [k for block in spread for k in block] == list(range(100))
+    nexus = Outputs(nexus="s.nxs", shard_size=30)  # the shards are the files: their size is the user's
+    assert blocks(plan, nexus, parallelism=2) == [range(0, 30), range(30, 60), range(60, 90), range(90, 100)]
+    assert task_size(1000, 10, None) == 10 and task_size(1000, 10, 4) == 10
+    assert task_size(10, 10, 2) == 2 and task_size(4, 10, 2) == 1 and task_size(0, 10, 3) == 1
+
+
 def test_ctrl_c_stops_between_files_and_the_rerun_finishes_the_same_dataset(tmp_path):
     """SIGINT to a running ``nbsim stills`` (the console script): it exits 130, every file it
     left is whole, and running the command again gives the uninterrupted run's bytes."""

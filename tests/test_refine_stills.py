@@ -115,13 +115,6 @@ def test_workers_share_the_shots_and_refine_them_as_one_process_does(refined):
             assert new["parameters"][name]["refined"] == pytest.approx(old["parameters"][name]["refined"], abs=1e-6)
 
 
-def test_default_blocks_give_every_worker_work():
-    from nbsim.refine.stills import block_size_for
-
-    assert block_size_for(1000, None) == 10 and block_size_for(1000, 4) == 10
-    assert block_size_for(10, 2) == 2 and block_size_for(4, 2) == 1 and block_size_for(0, 3) == 1
-
-
 @pytest.mark.parametrize("lines, message", [
     (["{not json"], "--stills: bad.jsonl line 1: not JSON"),
     (['[1, 2]'], "--stills: bad.jsonl line 1: expected a JSON object"),

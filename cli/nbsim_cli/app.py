@@ -302,7 +302,8 @@ def _make_dataset_command(kind: str) -> click.Command:
                      help="an NXmx master file of every image (the noise images), its frames in shards "
                           "FILE_00001.nxs ... beside it"),
         click.Option(["--shard-size"], type=click.IntRange(1), default=100, show_default=True, metavar="N",
-                     help="images per NeXus shard (the unit of resuming and of scale-out)"),
+                     help="images per NeXus shard, or per block of numbered files (with workers, blocks of files are "
+                          "shorter where that gives every worker about four)"),
         click.Option(["--batch"], type=click.IntRange(1), default=None, metavar="N",
                      help="images rendered together at most, where they differ only in orientation and render on "
                           "the tensor engine (a GPU); default: as many as --max-memory allows (up to 64); 1: one "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import pickle
 from collections.abc import Callable
@@ -20,6 +21,20 @@ from collections.abc import Callable
 import attrs
 
 from nbsim.errors import UsageError
+
+#: tasks per worker where work is split for workers: a slow task or a lost worker then leaves
+#: the others something to do
+TASKS_PER_WORKER = 4
+
+
+def task_size(items: int, most: int, parallelism: int | None) -> int:
+    """Items per task: ``most`` in one process, or fewer where that gives each of
+    ``parallelism`` workers about :data:`TASKS_PER_WORKER` tasks (ten items in tasks of ten
+    would leave all but one worker idle)."""
+    if not parallelism:
+        return most
+    return max(1, min(most, math.ceil(items / (TASKS_PER_WORKER * parallelism))))
+
 
 #: each worker's renderers, by the token of the dataset they render (set up once per worker)
 _RENDERERS: dict = {}

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from nbsim.datasets.distributed import task_size
 from nbsim.datasets.plan import Series, Stills
 from nbsim.datasets.render import Image, Renderer
 from nbsim.errors import UsageError
@@ -114,17 +115,21 @@ def check(plan: Series | Stills, outputs: Outputs, counts_made: bool) -> str | N
     return extension
 
 
-def blocks(plan: Series | Stills, outputs: Outputs) -> list[range]:
-    """The units of work: the NeXus shards, or runs of ``shard_size`` images (each written by one
-    worker; a block's files are complete or absent, so a block can be done again)."""
-    return outputs.shards(plan.count)
+def blocks(plan: Series | Stills, outputs: Outputs, parallelism: int | None = None) -> list[range]:
+    """The units of work (each written by one worker; a block's files are complete or absent, so
+    a block can be done again): the NeXus shards, or runs of at most ``shard_size`` images,
+    shorter where that gives each of ``parallelism`` workers several."""
+    if outputs.nexus is not None:
+        return outputs.shards(plan.count)
+    size = task_size(plan.count, outputs.shard_size, parallelism)
+    return [range(start, min(start + size, plan.count)) for start in range(0, plan.count, size)]
 
 
 def shard_missing(block: range, plan: Series | Stills, outputs: Outputs) -> bool:
     """Whether ``block`` is a NeXus shard not yet written."""
     if outputs.nexus is None:
         return False
-    return not os.path.exists(outputs.shard_path(block.start // outputs.shard_size, len(blocks(plan, outputs))))
+    return not os.path.exists(outputs.shard_path(block.start // outputs.shard_size, len(outputs.shards(plan.count))))
 
 
 def missing_in(block: range, plan: Series | Stills, outputs: Outputs) -> list[int]:
@@ -163,7 +168,8 @@ def run_dataset(plan: Series | Stills, options, outputs: Outputs, *,
     :class:`nbsim.datasets.distributed.ScaleOut`); then write the manifest, the experiment
     list and the NeXus master.  Returns the images rendered now."""
     check(plan, outputs, plan.base.output.noisefile is not None or bool(getattr(options, "responses", ())))
-    work = [(block, missing_in(block, plan, outputs)) for block in blocks(plan, outputs)]
+    parallelism = scale_out.parallelism if scale_out is not None else None
+    work = [(block, missing_in(block, plan, outputs)) for block in blocks(plan, outputs, parallelism)]
     total = sum(len(todo) for _, todo in work)
     if total < plan.count:
         tell(f"{plan.count - total} of {plan.count} images exist already; rendering the other {total}")

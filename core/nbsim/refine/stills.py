@@ -21,7 +21,6 @@ fails or does not converge is a row saying so; the others go on.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -127,20 +126,12 @@ def _read_rows(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def block_size_for(shots: int, workers: int | None) -> int:
-    """Shots per block by default: :data:`BLOCK` in one process (few files, little lost to an
-    interruption); with ``workers``, fewer where that gives every worker about four blocks
-    (ten shots on two workers as one block would leave one worker idle)."""
-    if not workers:
-        return BLOCK
-    return max(1, min(BLOCK, math.ceil(shots / (4 * workers))))
-
-
 def refine_stills(job: StillsJob, shots: Sequence[Shot], table: str, *, block_size: int | None = None,
                   scale_out=None, progress: Callable[[int, int], None] | None = None,
                   tell: Callable[[str], None] = lambda text: None) -> list[dict]:
     """Refine every shot that has no row in ``TABLE.parts/`` yet, in blocks of ``block_size``
-    shots (default :func:`block_size_for`); the table's rows (index order).  What is done is
+    shots (default :data:`BLOCK`, or fewer so that every worker of ``scale_out`` has work:
+    :func:`~nbsim.datasets.distributed.task_size`); the table's rows (index order).  What is done is
     read shot by shot, so a rerun with another block size or number of workers resumes too."""
     atomic.check(table, "--table")
     parts = table + ".parts"
@@ -152,7 +143,9 @@ def refine_stills(job: StillsJob, shots: Sequence[Shot], table: str, *, block_si
             rows.update((r["index"], r) for r in _read_rows(os.path.join(parts, name)) if r["index"] in wanted)
     missing = [s for s in shots if s.index not in rows]
     if block_size is None:
-        block_size = block_size_for(len(missing), scale_out.parallelism if scale_out is not None else None)
+        from nbsim.datasets.distributed import task_size
+
+        block_size = task_size(len(missing), BLOCK, scale_out.parallelism if scale_out is not None else None)
     pending = [missing[i:i + block_size] for i in range(0, len(missing), block_size)]
     if rows:
         tell(f"{len(rows)} of {len(shots)} shots are refined already; refining the other "
