@@ -119,3 +119,12 @@ def test_a_dataset_renders_its_stills_together_and_the_same_files_one_at_a_time(
     assert sizes == [5]  # the first run's five stills in one batch, none in the second
     for k in range(1, 6):
         assert (tmp_path / f"together_{k}.cbf").read_bytes() == (tmp_path / f"alone_{k}.cbf").read_bytes()
+
+
+def test_a_cpu_batch_holds_images_of_a_few_tens_of_mb():
+    budget = 1 << 30  # the default working memory: a quarter of it for the batch's images on a GPU
+    large = build_model(nbsim.config_from_argv(shlex.split("-cell 100 100 100 90 90 90 -N 5 -default_F 1 -detpixels 1024")))
+    small = build_model(nbsim.config_from_argv(shlex.split("-cell 100 100 100 90 90 90 -N 5 -default_F 1 -detpixels 128")))
+    assert batch.images_per_batch(large, budget) == batch.CPU_BATCH_BYTES // (8 * 1024 * 1024) == 4
+    assert batch.images_per_batch(small, budget) == batch.MAX_IMAGES
+    assert batch.images_per_batch(large, 8 << 20) == 1  # never none

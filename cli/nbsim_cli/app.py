@@ -306,8 +306,8 @@ def _make_dataset_command(kind: str) -> click.Command:
                           "shorter where that gives every worker about four)"),
         click.Option(["--batch"], type=click.IntRange(1), default=None, metavar="N",
                      help="images rendered together at most, where they differ only in orientation and render on "
-                          "the tensor engine (a GPU); default: as many as --max-memory allows (up to 64); 1: one "
-                          "at a time"),
+                          "the tensor engine (a GPU); default: as many as --max-memory allows (on a CPU, 32 MiB of "
+                          "images), up to 64; 1: one at a time"),
         click.Option(["--manifest"], default=None, metavar="FILE",
                      help="the manifest, JSON lines (default: the template's name + .manifest.jsonl)"),
         click.Option(["--export-expt"], default=None, metavar="FILE",

@@ -32,6 +32,11 @@ from nbsim.plugins.selection import Physics
 
 #: images a batch holds at most: beyond this, a GPU's launches are already amortised
 MAX_IMAGES = 64
+#: on a CPU, the bytes of a batch's float images at most: 30 stills of P1 (1024 x 1024, 2 cores)
+#: took 7% less time in batches of 4 (32 MiB) than one at a time, but 12% more in batches of 8
+#: and 8% more in batches of 32 (a quarter of the default budget, with 2.3x the memory): a CPU's
+#: caches, not launches, set the size there (reports/benchmarks/stills_throughput.md)
+CPU_BATCH_BYTES = 32 << 20
 
 
 def refusal(m: Model, physics: Physics, engine: str) -> str | None:
@@ -71,9 +76,13 @@ def together(first: Model, other: Model, physics: Physics) -> bool:
 
 def images_per_batch(m: Model, budget_bytes: int) -> int:
     """How many images of ``m``'s size a batch holds: their float images, kept until every
-    chunk is done, take at most a quarter of the budget (and :data:`MAX_IMAGES` at most)."""
+    chunk is done, take at most a quarter of the budget, and on a CPU at most
+    :data:`CPU_BATCH_BYTES` (and :data:`MAX_IMAGES` at most)."""
     per_image = 8 * m.panels.pixels
-    return max(1, min(MAX_IMAGES, int(budget_bytes) // (4 * per_image)))
+    batch_bytes = int(budget_bytes) // 4
+    if m.device.type == "cpu":
+        batch_bytes = min(batch_bytes, CPU_BATCH_BYTES)
+    return max(1, min(MAX_IMAGES, batch_bytes // per_image))
 
 
 def render_batch(models: Sequence[Model], physics: Physics, *, max_memory: int = DEFAULT_MAX_MEMORY) -> list[Tensor]:
