@@ -33,9 +33,10 @@ from nbsim.plugins.selection import Physics
 #: images a batch holds at most: beyond this, a GPU's launches are already amortised
 MAX_IMAGES = 64
 #: on a CPU, the bytes of a batch's float images at most: 30 stills of P1 (1024 x 1024, 2 cores)
-#: took 7% less time in batches of 4 (32 MiB) than one at a time, but 12% more in batches of 8
-#: and 8% more in batches of 32 (a quarter of the default budget, with 2.3x the memory): a CPU's
-#: caches, not launches, set the size there (reports/benchmarks/stills_throughput.md)
+#: took 6.5% less time in batches of 4 (32 MiB) than one at a time, but batches of 8 took 12%
+#: more than batches of 4, and batches of 32 (a quarter of the default budget) 7.5% more than one
+#: at a time with 2.3x the memory: a CPU's caches, not launches, set the size there
+#: (reports/benchmarks/stills_throughput.md)
 CPU_BATCH_BYTES = 32 << 20
 
 

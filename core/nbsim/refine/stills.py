@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from nbsim.datasets.distributed import task_size
 from nbsim.errors import InputError, NbsimError
 from nbsim.io import atomic
 
@@ -143,8 +144,6 @@ def refine_stills(job: StillsJob, shots: Sequence[Shot], table: str, *, block_si
             rows.update((r["index"], r) for r in _read_rows(os.path.join(parts, name)) if r["index"] in wanted)
     missing = [s for s in shots if s.index not in rows]
     if block_size is None:
-        from nbsim.datasets.distributed import task_size
-
         block_size = task_size(len(missing), BLOCK, scale_out.parallelism if scale_out is not None else None)
     pending = [missing[i:i + block_size] for i in range(0, len(missing), block_size)]
     if rows:
