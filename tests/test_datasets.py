@@ -283,3 +283,18 @@ def test_a_detector_response_gives_what_each_still_records(tmp_path, monkeypatch
     for k, record in enumerate(manifest("r.manifest.jsonl")):
         invoke("run", *STILLS, *record["reproduce"], *chain, "-noisefile", "alone.img", "-floatfile", "x.bin")
         assert open(f"r_{k + 1}.img", "rb").read() == open("alone.img", "rb").read(), k
+
+
+def test_a_dataset_whose_whole_work_pays_for_numba_renders_with_it_and_says_so(tmp_path, monkeypatch):
+    """8 stills of 262,144 sub-evaluations: one is below numba's threshold (nbsim run takes the
+    tensor kernel), the dataset is above it; its manifest's flags make each image again."""
+    monkeypatch.chdir(tmp_path)
+    argv = [*BASE[:BASE.index("-detpixels_f")], "-detpixels", "256", "-pixel", "0.2", "-oversample", "2", "-nopgm",
+            "-noprogress"]
+    invoke("stills", *argv, "--count", "8", "--seed", "2", "--template", "big_#.img")
+    records = manifest("big.manifest.jsonl")
+    assert all(r["reproduce"][-2:] == ["--engine", "numba"] for r in records)
+    photons, noise = run_alone([*argv, *records[5]["reproduce"]], "alone")
+    assert open("big_6.img", "rb").read() == noise
+    invoke("stills", *argv, "--count", "1", "--seed", "2", "--template", "one_#.img")
+    assert "--engine" not in manifest("one.manifest.jsonl")[0]["reproduce"]  # one image: auto, as nbsim run

@@ -181,13 +181,13 @@ def run_dataset(plan: Series | Stills, options, outputs: Outputs, *,
         if progress is not None:
             progress(len(done), total)
 
+    renderer = Renderer(plan.config(0), options, images=plan.count)  # set up here: the engine for all
     if scale_out is not None:
-        scale_out.render(plan, options, outputs, pending, advance)
-    elif pending:
-        renderer = Renderer(plan.config(0), options)
+        scale_out.render(plan, renderer.options, outputs, pending, advance)
+    else:
         for block in pending:
             render_block(plan, outputs, block, renderer, progress=lambda k: advance([k]))
-    finish(plan, outputs)
+    finish(plan, outputs, renderer.engine)
     return sorted(done)
 
 
@@ -199,9 +199,11 @@ def write_shard(plan: Series | Stills, outputs: Outputs, j: int, first: Image, c
     atomic.write_bytes(path, nexus.encode(experiment, counts, created=FIXED_TIME), "--nexus")
 
 
-def finish(plan: Series | Stills, outputs: Outputs) -> None:
-    """The manifest and the experiment list of a dataset whose images are all written."""
+def finish(plan: Series | Stills, outputs: Outputs, engine: str = "auto") -> None:
+    """The manifest and the experiment list of a dataset whose images are all written
+    (``engine``: what rendered them; the flags that make an image again name it, unless auto)."""
     lines = []
+    engine_flags = [] if engine == "auto" else ["--engine", engine]
     shards = outputs.shards(plan.count) if outputs.nexus else []
     frames = {}  # image -> (shard file, frame in it, sha256 of its counts): each shard read once
     for j, images in enumerate(shards):
@@ -217,7 +219,7 @@ def finish(plan: Series | Stills, outputs: Outputs) -> None:
         if outputs.nexus is not None:
             shard, frame, digest = frames[k]
             record.update(nexus=outputs.nexus, shard=shard, frame=frame, counts_sha256=digest)
-        lines.append(json.dumps({**record, "reproduce": plan.reproduce(k)}))
+        lines.append(json.dumps({**record, "reproduce": plan.reproduce(k) + engine_flags}))
     files = [atomic.Output(outputs.manifest_path, ("\n".join(lines) + "\n").encode(), "--manifest")]
     if outputs.nexus is None and not outputs.export_expt:
         atomic.write_all(files)

@@ -44,7 +44,7 @@ class SimulatedImages(Dataset):
         if not 0 <= k < len(self):
             raise IndexError(f"image {k} of a dataset of {len(self)}")
         if self._renderer is None:
-            self._renderer = Renderer(self.plan.config(0), self.options)
+            self._renderer = Renderer(self.plan.config(0), self.options, images=len(self))
         image = self._renderer.image(self.plan.config(k))
         item = {"photons": torch.from_numpy(image.photons), "index": k, "record": self.plan.record(k)}
         if image.counts is not None:
