@@ -43,13 +43,14 @@ class Image:
     counts: np.ndarray | None
 
 
-def dataset_engine(model: Model, physics, engine: str, images: int) -> str:
-    """The engine of a dataset of ``images`` images like ``model``: the one asked for; for
+def dataset_engine(first: RunConfig, physics, engine: str, images: int, *, device, dtype) -> str:
+    """The engine of a dataset of ``images`` images like ``first``: the one asked for; for
     ``auto``, numba for every image where auto takes numba for the dataset's whole work (its
-    code loads once for all the images: 30 stills of P1, each below numba's threshold, took 24%
+    code loads once for all the images: 30 stills of P1, each below numba's threshold, took 23%
     less time than on the tensor engine), else ``auto``, image by image."""
     if engine != "auto" or images < 2:
         return engine
+    model = build_model(first, device=device, dtype=dtype)
     work = engines.sub_evaluations(model, model.rendered.shape[0]) * images
     return "numba" if engines.choose("auto", model, physics, work).name == "numba" else "auto"
 
@@ -68,8 +69,7 @@ class Renderer:
                                       image_stage=options.image_stage, system=system)
         self.chain = response.select_chain(system, options.responses)
         #: the engine every image renders with (``auto``: chosen image by image)
-        self.engine = dataset_engine(build_model(first, device=self.device, dtype=self.dtype), self.physics,
-                                     options.engine, images)
+        self.engine = dataset_engine(first, self.physics, options.engine, images, device=self.device, dtype=self.dtype)
         self.options = attrs.evolve(options, engine=self.engine)
         #: images rendered together at most (``--batch``; 1: one at a time)
         self.batch_limit = max(1, options.batch or batch.MAX_IMAGES)
@@ -79,7 +79,7 @@ class Renderer:
 
     def images(self, configs: Iterable[RunConfig]) -> Iterator[Image]:
         """The image of each configuration, in order.  Consecutive images that differ only in
-        orientation and render on the tensor engine (a GPU; tiny images on a CPU) are rendered
+        orientation and render on the tensor engine (a GPU; small datasets on a CPU) are rendered
         together, as many at a time as memory allows (:mod:`nbsim.engines.batch`), each the
         image it would be alone."""
         waiting: list[Model] = []

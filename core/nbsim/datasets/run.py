@@ -53,12 +53,17 @@ class Outputs:
 
     def shards(self, count: int) -> list[range]:
         """The images of each NeXus shard, in order."""
-        return [range(start, min(start + self.shard_size, count)) for start in range(0, count, self.shard_size)]
+        return runs(count, self.shard_size)
 
     def shard_path(self, j: int, shards: int) -> str:
         """Shard j's file (numbered from 1), beside the master."""
         stem, extension = os.path.splitext(self.nexus)
         return f"{stem}_{j + 1:0{max(5, len(str(shards)))}d}{extension}"
+
+
+def runs(count: int, size: int) -> list[range]:
+    """Images 0 .. count - 1 in consecutive runs of ``size`` (the last may be shorter)."""
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def check_template(template: str, count: int, flag: str = "--template") -> str:
@@ -121,8 +126,7 @@ def blocks(plan: Series | Stills, outputs: Outputs, parallelism: int | None = No
     shorter where that gives each of ``parallelism`` workers several."""
     if outputs.nexus is not None:
         return outputs.shards(plan.count)
-    size = task_size(plan.count, outputs.shard_size, parallelism)
-    return [range(start, min(start + size, plan.count)) for start in range(0, plan.count, size)]
+    return runs(plan.count, task_size(plan.count, outputs.shard_size, parallelism))
 
 
 def shard_missing(block: range, plan: Series | Stills, outputs: Outputs) -> bool:
